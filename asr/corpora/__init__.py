@@ -6,5 +6,6 @@ transcripts: they never read audio or compute features.
 """
 
 from asr.corpora.base import Segment, Utterance
+from asr.corpora.corpus import Corpus, open_corpus
 
-__all__ = ["Segment", "Utterance"]
+__all__ = ["Corpus", "Segment", "Utterance", "open_corpus"]

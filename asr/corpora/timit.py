@@ -1,0 +1,139 @@
+"""The TIMIT layout: ``<root>/TRAIN|TEST/DR1..DR8/<SPEAKER>/<UTT>.{WAV,PHN,WRD,TXT}``.
+
+Reads the LDC tree as users have it (upper or lower case, possibly one folder
+down, e.g. ``TIMIT/`` or ``data/``) with the standard splits of Graves et al.
+2013 and Kaldi's timit recipe:
+
+- ``train``: the 462 training speakers, SA sentences excluded (3696 utterances);
+- ``dev``: the 50 speakers of Kaldi's ``conf/dev_spk.list`` (400 utterances);
+- ``core``: the 24-speaker core test set (192 utterances);
+- ``test``: the complete test set without SA (1344 utterances; it contains the
+  dev and core speakers, for comparison with papers that report it).
+
+A tree without any of the standard test speakers (the synthesized corpus) takes
+its splits from the tree itself: ``dev`` is a third of the TEST speakers chosen
+by a hash of their names, ``core`` and ``test`` are the other TEST speakers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from asr.corpora.base import Segment, Utterance
+from asr.errors import UserError, file_error
+
+CORE_TEST_SPEAKERS = frozenset(
+    "MDAB0 MWBT0 FELC0 MTAS1 MWEW0 FPAS0 MJMP0 MLNT0 FPKT0 MLLL0 MTLS0 FJLM0 "
+    "MBPM0 MKLT0 FNLP0 MCMJ0 MJDH0 FMGD0 MGRT0 MNJM0 FDHC0 MJLN0 MPAM0 FMLD0".split()
+)
+
+# Kaldi egs/timit/s5/conf/dev_spk.list
+DEV_SPEAKERS = frozenset(
+    "FAKS0 MMDB1 MBDG0 FEDW0 MTDT0 FSEM0 MDVC0 MRJM4 MJSW0 MTEB0 FDAC1 MMDM2 MBWM0 "
+    "MGJF0 MTHC0 MBNS0 MERS0 FCAL1 MREB0 MJFC0 FJEM0 MPDF0 MCSH0 MGLB0 MWJG0 MMJR0 "
+    "FMAH0 MMWH0 FGJD0 MRJR0 MGWT0 FCMH0 FADG0 MRTK0 FNMR0 MDLS0 FDRW0 FJSJ0 FJMG0 "
+    "FMML0 MJAR0 FKMS0 FDMS0 MTAA0 FREW0 MDLF0 MRCS0 MAJC0 MROA0 MRWS1".split()
+)
+
+SPLITS = ("train", "dev", "core", "test")
+
+
+def find_timit_root(path: Path) -> Path | None:
+    """The folder holding TRAIN and TEST (any case), at `path` or up to two levels below."""
+    candidates = [path, *sorted(p for p in path.glob("*") if p.is_dir()),
+                  *sorted(p for p in path.glob("*/*") if p.is_dir())]
+    for candidate in candidates:
+        names = {p.name.upper() for p in candidate.iterdir() if p.is_dir()} if candidate.is_dir() else set()
+        if {"TRAIN", "TEST"} <= names:
+            return candidate
+    return None
+
+
+def _child(folder: Path, name: str) -> Path:
+    """`folder/name` matched case-insensitively (LDC discs are upper case, many copies lower)."""
+    for child in folder.iterdir():
+        if child.name.upper() == name:
+            return child
+    raise file_error(folder / name, "missing", "A TIMIT tree has TRAIN and TEST folders")
+
+
+def _read_segments(path: Path) -> tuple[Segment, ...]:
+    segments = []
+    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise file_error(path, f"line {number} is not 'start end label'", "Check the file")
+        segments.append(Segment(int(fields[0]), int(fields[1]), fields[2]))
+    return tuple(segments)
+
+
+def _read_text(path: Path) -> str:
+    fields = path.read_text(encoding="latin-1").split(maxsplit=2)
+    return fields[2].strip() if len(fields) == 3 else ""
+
+
+def _utterance_files(speaker_dir: Path) -> dict[str, dict[str, Path]]:
+    """Utterance name -> {'WAV': path, 'PHN': path, ...}, names upper-cased."""
+    files: dict[str, dict[str, Path]] = {}
+    for path in speaker_dir.iterdir():
+        stem, _, ext = path.name.partition(".")
+        if ext.upper() in ("WAV", "PHN", "WRD", "TXT"):
+            files.setdefault(stem.upper(), {})[ext.upper()] = path
+    return files
+
+
+def _read_speaker(speaker_dir: Path, with_sa: bool) -> list[Utterance]:
+    speaker = speaker_dir.name.upper()
+    utterances = []
+    for name, files in sorted(_utterance_files(speaker_dir).items()):
+        if name.startswith("SA") and not with_sa:
+            continue
+        missing = {"WAV", "PHN"} - files.keys()
+        if missing:
+            raise file_error(speaker_dir / name, f"has no {' or '.join(sorted(missing))} file",
+                             "Every TIMIT utterance needs its .WAV and .PHN")
+        utterances.append(Utterance(
+            id=f"{speaker}_{name}",
+            path=files["WAV"],
+            text=_read_text(files["TXT"]) if "TXT" in files else "",
+            speaker=speaker,
+            phones=_read_segments(files["PHN"]),
+            words=_read_segments(files["WRD"]) if "WRD" in files else (),
+        ))
+    return utterances
+
+
+def _speaker_dirs(part_dir: Path) -> list[Path]:
+    return sorted((s for dr in part_dir.iterdir() if dr.is_dir() for s in dr.iterdir() if s.is_dir()),
+                  key=lambda p: p.name.upper())
+
+
+def _synthetic_dev(speakers: list[str]) -> set[str]:
+    """A third of the test speakers, chosen by name hash: stable as the tree grows."""
+    ranked = sorted(speakers, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    return set(ranked[: max(1, round(len(ranked) / 3))]) if len(ranked) > 1 else set()
+
+
+def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utterance]:
+    """The utterances of one split (`SPLITS`) of a TIMIT-layout tree, sorted by id."""
+    if split not in SPLITS:
+        raise UserError(f"unknown TIMIT split {split!r}: choose one of {', '.join(SPLITS)}")
+    root = find_timit_root(Path(path))
+    if root is None:
+        raise file_error(path, "is not a TIMIT tree (no TRAIN and TEST folders found)",
+                         "Point at the folder that holds TRAIN/ and TEST/")
+    part = _child(root, "TRAIN" if split == "train" else "TEST")
+    speaker_dirs = _speaker_dirs(part)
+    if split != "train":
+        names = [d.name.upper() for d in speaker_dirs]
+        standard = CORE_TEST_SPEAKERS | DEV_SPEAKERS
+        if standard & set(names):
+            chosen = {"dev": DEV_SPEAKERS, "core": CORE_TEST_SPEAKERS, "test": set(names)}[split]
+        else:
+            dev = _synthetic_dev(names)
+            chosen = dev if split == "dev" else set(names) - dev
+        speaker_dirs = [d for d in speaker_dirs if d.name.upper() in chosen]
+    return [u for d in speaker_dirs for u in _read_speaker(d, with_sa)]

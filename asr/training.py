@@ -1,0 +1,481 @@
+"""Training with the CTC criterion, following Graves, Mohamed & Hinton (2013).
+
+The recipe of the paper (section 4): CTC loss (Graves et al. 2006), SGD with
+momentum 0.9 and learning rate 1e-4, weights uniform in [-0.1, 0.1], early
+stopping on the dev set, then a second phase restarted from the best point with
+Gaussian weight noise (sigma 0.075) added once per sequence (here: per batch).
+On top of it what users expect: Adam, gradient clipping, learning-rate
+schedules, length-grouped batches, bf16 and torch.compile on a GPU,
+DistributedDataParallel through torchrun.
+
+Nothing is lost: the run's whole state (weights, optimiser, scheduler, RNG
+states, position inside the epoch, history) is saved atomically to ``last.pt``
+every `checkpoint_every` updates, at each epoch's end and when the run is
+stopped (Ctrl-C, SIGTERM); `--resume` continues exactly where it stopped, to the
+same parameters an uninterrupted run reaches. ``best.pt`` holds the model with
+the best dev error; ``log.jsonl`` and ``curves.png`` show the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from asr import distributed as dist
+from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
+from asr.config import Config, save_config
+from asr.corpora import open_corpus
+from asr.corpora.batching import LengthBatchSampler, length_batches
+from asr.dataset import Batch, FeatureDataset
+from asr.decoding import greedy
+from asr.errors import UserError
+from asr.evaluation import corpus_counts, primary_metric
+from asr.features import FeatureStats
+from asr.frontend import Frontend
+from asr.model import CTCModel
+from asr.plots import plot_training_curves
+from asr.tokens import TokenSet, token_set
+
+
+@dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint so a resume continues exactly."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch completed
+    step: int = 0  # updates applied (skipped non-finite steps count too)
+    phase: int = 1  # 1: as configured; 2: Graves' weight-noise phase
+    best: float = math.inf  # best dev error rate (or loss) so far
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the last improvement
+    bad_steps: int = 0  # consecutive non-finite steps
+    skipped_steps: int = 0
+    train_seconds: float = 0.0
+    epoch_loss: float = 0.0  # running sums of the current epoch
+    epoch_utterances: int = 0
+    epoch_frames: int = 0
+    finished: str = ""  # why the run ended, once it has
+    history: list = field(default_factory=list)
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device={name} but no CUDA device is available; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+def resume_config(payload: dict, requested: Config | None, overrides: list[str], source: Path) -> Config:
+    """The config a resumed run continues with: the checkpoint's, with `overrides`.
+
+    A requested config whose model or features differ from the checkpoint's is
+    refused: those weights cannot continue as another network.
+    """
+    saved = Config.from_dict(payload["config"], str(source))
+    if requested is not None and (requested.model != saved.model or requested.features != saved.features):
+        raise UserError(f"{source}: this run was trained with another model or feature config; "
+                        "resume without --config, or start a new run in another --out folder")
+    return saved.override(overrides)
+
+
+class StopRequest:
+    """Turns the first Ctrl-C / SIGTERM into a request honoured after the current update."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextmanager
+    def installed(self):
+        def handle(signum, frame):
+            if self.requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.requested = True
+            tqdm.write("stop requested: saving after this update (Ctrl-C again to abort at once)")
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def fit_normalizer(model: CTCModel, dataset: FeatureDataset) -> None:
+    stats = FeatureStats(dataset.features[0].shape[1])
+    for features in dataset.features:
+        stats.update(features)
+    model.normalizer.set_stats(stats)
+
+
+class Trainer:
+    """One training run: data, model, optimiser and state; `fit()` runs it to the end."""
+
+    def __init__(self, config: Config, data: str | Path | None, out: str | Path, resume: bool = False,
+                 overrides: list[str] = (), log=print):
+        self.out, self.log = Path(out), log
+        payload = self._resume_payload() if resume else None
+        if payload is not None:
+            config = resume_config(payload, config, list(overrides), self.out / "last.pt")
+            data = data or payload["data_path"]
+        if data is None:
+            raise UserError("no corpus given: pass --data CORPUS (a TIMIT tree, LibriSpeech folder, manifest...)")
+        self.config, self.data_path = config, str(data)
+        torch.manual_seed(config.train.seed)
+        self.device = dist.setup(choose_device(config.train.device))
+        self.world, self.rank = dist.world_size(), dist.rank()
+        self._load_data(payload)
+        self.model = CTCModel(self.train_set.features[0].shape[1], len(self.tokens), config.model).to(self.device)
+        self.state = RunState()
+        self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed + 1)
+        self.optimizer, self.scheduler = self._optimizer()
+        if payload is not None:
+            self._restore(payload)
+        else:
+            fit_normalizer(self.model, self.train_set)
+        self.parallel_model = self._wrap(self.model)
+        self.stop = StopRequest()
+
+    # ---- set-up -------------------------------------------------------------------------
+
+    def _resume_payload(self) -> dict:
+        path = self.out / "last.pt"
+        if not path.exists():
+            raise UserError(f"{path}: nothing to resume (no last.pt). Start the run without --resume")
+        return load_checkpoint(path)
+
+    def _load_data(self, payload: dict | None) -> None:
+        config = self.config
+        corpus = open_corpus(self.data_path)
+        frontend = Frontend(config.features)
+        if corpus.modality != frontend.modality:
+            raise UserError(f"{self.data_path}: the corpus holds {corpus.modality} but features.kind="
+                            f"{config.features.kind} reads {frontend.modality}; use a config for {corpus.modality}")
+        train = corpus.read(config.data.train_split)
+        if config.data.max_utterances:
+            train = train[: config.data.max_utterances]
+        if payload is not None:
+            self.tokens = TokenSet.from_dict(payload["tokens"])
+        else:
+            self.tokens = token_set(config.data.tokens or corpus.default_tokens, (u.text for u in train))
+        workers = config.data.num_workers
+        self.train_set = FeatureDataset(train, frontend, self.tokens, workers, desc="train features")
+        self._report_skipped("train", self.train_set)
+        self.dev_set = None
+        if config.data.dev_split in corpus.splits:
+            self.dev_set = FeatureDataset(corpus.read(config.data.dev_split), frontend, self.tokens, workers,
+                                          desc="dev features")
+            self._report_skipped("dev", self.dev_set)
+        elif dist.is_main():
+            self.log(f"warning: {self.data_path} has no {config.data.dev_split!r} split; "
+                     "early stopping is off and best.pt follows the training loss")
+        self.sampler = LengthBatchSampler(self.train_set.lengths, config.train.batch_size * self.world,
+                                          config.train.max_frames * self.world, seed=config.train.seed,
+                                          min_size=self.world)
+
+    def _report_skipped(self, name: str, dataset: FeatureDataset) -> None:
+        if dataset.skipped and dist.is_main():
+            self.log(f"warning: {len(dataset.skipped)} {name} utterance(s) set aside, e.g. {dataset.skipped[0]}")
+
+    def _optimizer(self):
+        t = self.config.train
+        params = self.model.parameters()
+        if t.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        elif t.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        else:
+            raise UserError(f"train.optimizer={t.optimizer!r}: use sgd or adam")
+        if t.lr_schedule == "constant":
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+        elif t.lr_schedule == "exponential":
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+        elif t.lr_schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.lr_decay,
+                                                                   patience=t.lr_patience)
+        else:
+            raise UserError(f"train.lr_schedule={t.lr_schedule!r}: use constant, exponential or plateau")
+        return optimizer, scheduler
+
+    def _wrap(self, model: CTCModel):
+        wrapped = model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if self.config.train.compile:
+            wrapped = torch.compile(wrapped)
+        return wrapped
+
+    def _restore(self, payload: dict) -> None:
+        load_weights(self.model, payload["model"], self.out / "last.pt")
+        self.state = RunState(**payload["state"])
+        if self.state.phase == 2:  # the optimiser was rebuilt when phase 2 began; same shape
+            self.optimizer, self.scheduler = self._optimizer()
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        self.noise.set_state(payload["rng"]["noise"])
+        if self.state.finished and dist.is_main():
+            self.log(f"this run already finished ({self.state.finished}); resuming continues it")
+        self.state.finished = ""
+
+    # ---- checkpoints --------------------------------------------------------------------
+
+    def save_last(self) -> None:
+        if not dist.is_main():
+            return
+        save_checkpoint(model_payload(
+            self.model, self.config, self.tokens,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            state=dataclasses.asdict(self.state), data_path=self.data_path,
+            rng={"torch": torch.get_rng_state(), "noise": self.noise.get_state().cpu()},
+        ), self.out / "last.pt")
+
+    def save_best(self, metrics: dict) -> None:
+        if dist.is_main():
+            save_checkpoint(model_payload(self.model, self.config, self.tokens, metrics=metrics,
+                                          epoch=self.state.epoch), self.out / "best.pt")
+
+    # ---- one update ---------------------------------------------------------------------
+
+    @property
+    def noise_std(self) -> float:
+        return self.config.train.noise_std if self.state.phase == 2 else self.config.train.weight_noise
+
+    @contextmanager
+    def weight_noise(self):
+        """Gaussian noise on every weight for one forward/backward; the update applies to the clean weights."""
+        if self.noise_std <= 0:
+            yield
+            return
+        noises = []
+        with torch.no_grad():
+            for parameter in self.model.parameters():
+                noise = torch.randn(parameter.shape, generator=self.noise, device=self.device) * self.noise_std
+                parameter.add_(noise)
+                noises.append(noise)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, noise in zip(self.model.parameters(), noises):
+                    parameter.sub_(noise)
+
+    def autocast(self):
+        if self.config.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def ctc_loss_sum(self, batch: Batch, model) -> torch.Tensor:
+        with self.autocast():
+            log_probs = model(batch.features, batch.lengths)
+        return F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets, batch.lengths, batch.target_lengths,
+                          blank=0, reduction="sum")
+
+    def train_step(self, batch: Batch, global_size: int) -> tuple[float, bool]:
+        """One update on this rank's share of a global batch: (global loss sum, applied?)."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.weight_noise():
+            loss_sum = self.ctc_loss_sum(batch, self.parallel_model)
+            # Scaled so DDP's gradient mean equals the single-process mean over the global batch.
+            (loss_sum * self.world / global_size).backward()
+        clip = self.config.train.grad_clip or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        totals = torch.tensor([loss_sum.item(), float(batch.lengths.sum())], device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(totals)
+        finite = math.isfinite(norm.item()) and math.isfinite(totals[0].item())
+        if finite:
+            self.optimizer.step()
+        return totals[0].item(), finite
+
+    def note_bad_step(self, finite: bool) -> None:
+        state = self.state
+        state.bad_steps = 0 if finite else state.bad_steps + 1
+        state.skipped_steps += 0 if finite else 1
+        if not finite:
+            tqdm.write(f"step {state.step}: non-finite loss or gradient, update skipped "
+                       f"({state.bad_steps} in a row)")
+        if state.bad_steps >= self.config.train.max_bad_steps:
+            self.save_last()
+            raise UserError(f"{state.bad_steps} non-finite updates in a row at step {state.step}: the run "
+                            "diverged. Lower train.lr, set train.grad_clip (e.g. 100), and resume with --resume")
+
+    # ---- epochs -------------------------------------------------------------------------
+
+    def train_epoch(self) -> str:
+        """Run the rest of the current epoch; '' when it completes, else why it stopped."""
+        state, t = self.state, self.config.train
+        self.sampler.set_epoch(state.epoch, start=state.batch)
+        bar = tqdm(total=len(self.sampler.batches), initial=state.batch, desc=f"epoch {state.epoch + 1}",
+                   unit="batch", disable=not dist.is_main(), leave=False, mininterval=1.0, dynamic_ncols=True)
+        started = time.perf_counter() - state.train_seconds
+        for global_batch in self.sampler:
+            batch = self.train_set.batch(global_batch[self.rank::self.world]).to(self.device)
+            loss_sum, finite = self.train_step(batch, len(global_batch))
+            state.batch, state.step = state.batch + 1, state.step + 1
+            state.train_seconds = time.perf_counter() - started
+            if finite:
+                state.epoch_loss += loss_sum
+                state.epoch_utterances += len(global_batch)
+                state.epoch_frames += int(sum(self.train_set.lengths[i] for i in global_batch))
+            self.note_bad_step(finite)
+            bar.update()
+            bar.set_postfix(loss=f"{state.epoch_loss / max(state.epoch_utterances, 1):.2f}",
+                            fps=f"{state.epoch_frames / max(state.train_seconds, 1e-9):.0f}")
+            reason = self.interruption()
+            if reason or (t.checkpoint_every and state.step % t.checkpoint_every == 0):
+                self.save_last()
+            if reason:
+                bar.close()
+                return reason
+        bar.close()
+        return ""
+
+    def interruption(self) -> str:
+        t, state = self.config.train, self.state
+        if dist.any_rank(self.stop.requested, self.device):
+            return "stopped by request"
+        if t.max_steps and state.step >= t.max_steps:
+            return f"reached train.max_steps={t.max_steps}"
+        if t.max_minutes and state.train_seconds >= 60 * t.max_minutes:
+            return f"reached train.max_minutes={t.max_minutes:g}"
+        return ""
+
+    @torch.no_grad()
+    def evaluate(self, dataset: FeatureDataset, batch_size: int = 32) -> dict:
+        """Dev loss per utterance and greedy error rates."""
+        self.model.eval()
+        loss, hypotheses = 0.0, [None] * len(dataset)
+        for indices in length_batches(dataset.lengths, batch_size):
+            batch = dataset.batch(indices).to(self.device)
+            with self.autocast():
+                log_probs = self.model(batch.features, batch.lengths)
+            loss += F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets, batch.lengths,
+                               batch.target_lengths, blank=0, reduction="sum", zero_infinity=True).item()
+            for index, hypothesis in zip(indices, greedy(log_probs.float().cpu(), batch.lengths)):
+                hypotheses[index] = hypothesis
+        references = [t.tolist() for t in dataset.targets]
+        counts = corpus_counts(self.tokens, references, hypotheses)
+        return {"loss": loss / len(dataset), **{name: c.rate for name, c in counts.items()}}
+
+    def end_epoch(self) -> str:
+        """Evaluate, log, keep the best, decide whether to go on; '' to continue, else why it ended."""
+        state, t = self.state, self.config.train
+        metric = primary_metric(self.tokens)
+        dev = self.evaluate(self.dev_set) if self.dev_set is not None and dist.is_main() else {}
+        dev = dist.from_main(dev)  # every rank takes the same decisions below
+        train_loss = state.epoch_loss / max(state.epoch_utterances, 1)
+        record = {"epoch": state.epoch + 1, "phase": state.phase, "step": state.step, "train_loss": train_loss,
+                  "dev_loss": dev.get("loss"), f"dev_{metric}": dev.get(metric),
+                  **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
+                  "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
+                  "seconds": state.train_seconds,
+                  "frames_per_second": state.epoch_frames / max(state.train_seconds - self._epoch_start(), 1e-9)}
+        state.history.append(record)
+        state.epoch, state.batch = state.epoch + 1, 0
+        state.epoch_loss, state.epoch_utterances, state.epoch_frames = 0.0, 0, 0
+        score = (dev[metric] if t.select_on == "error" else dev["loss"]) if dev else train_loss
+        improved = self._improved(score, dev.get("loss", train_loss))
+        if improved:
+            self.save_best({k: v for k, v in record.items() if v is not None})
+        self._step_scheduler(dev.get("loss", train_loss))
+        self._log_epoch(record, metric, improved)
+        reason = self._decide()
+        self.save_last()
+        return reason
+
+    def _epoch_start(self) -> float:
+        previous = [h["seconds"] for h in self.state.history]
+        return previous[-1] if previous else 0.0
+
+    def _improved(self, score: float, loss: float) -> bool:
+        state = self.state
+        if (score, loss) < (state.best, state.best_loss):
+            state.best, state.best_loss, state.best_epoch, state.bad_epochs = score, loss, state.epoch, 0
+            return True
+        state.bad_epochs += 1
+        return False
+
+    def _step_scheduler(self, dev_loss: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(dev_loss)
+        else:
+            self.scheduler.step()
+
+    def _decide(self) -> str:
+        state, t = self.state, self.config.train
+        if t.patience and self.dev_set is not None and state.bad_epochs >= t.patience:
+            if t.noise_phase and state.phase == 1:
+                self.start_noise_phase()
+                return ""
+            return f"early stopping: no dev improvement in {t.patience} epochs"
+        if state.epoch >= t.max_epochs:
+            return f"reached train.max_epochs={t.max_epochs}"
+        return ""
+
+    def start_noise_phase(self) -> None:
+        """Graves' second phase: back to the best weights, fresh optimiser, weight noise on."""
+        dist.barrier()
+        load_weights(self.model, load_checkpoint(self.out / "best.pt")["model"], self.out / "best.pt")
+        self.state.phase, self.state.bad_epochs = 2, 0
+        self.optimizer, self.scheduler = self._optimizer()
+        if dist.is_main():
+            self.log(f"phase 2: restarting from the best epoch ({self.state.best_epoch}) "
+                     f"with weight noise sigma={self.config.train.noise_std}")
+
+    def _log_epoch(self, record: dict, metric: str, improved: bool) -> None:
+        if not dist.is_main():
+            return
+        dev = (f" | dev loss {record['dev_loss']:.2f} | dev {metric.upper()} {100 * record[f'dev_{metric}']:.1f}%"
+               if record.get("dev_loss") is not None else "")
+        self.log(f"epoch {record['epoch']:3d} | train loss {record['train_loss']:.2f}{dev} | "
+                 f"lr {record['lr']:.3g} | {record['seconds'] / 60:.1f} min | "
+                 f"{record['frames_per_second']:.0f} frames/s{' | best' if improved else ''}")
+        lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
+        temporary = self.out / ".log.jsonl.tmp"
+        temporary.write_text(lines)
+        os.replace(temporary, self.out / "log.jsonl")
+        plot_training_curves(self.state.history, metric, self.out / "curves.png")
+
+    # ---- the run ------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        c, t = self.config, self.config.train
+        batches = f"{t.batch_size} utterances" if not t.max_frames else f"<= {t.max_frames} frames"
+        return (f"data: {self.data_path}: {len(self.train_set)} train utterances "
+                f"({self.train_set.num_frames():,} frames), "
+                f"{len(self.dev_set) if self.dev_set else 0} dev; tokens: {self.tokens.describe()}\n"
+                f"{self.model.summary()}\n"
+                f"training: {t.optimizer} lr {t.lr:g}, batches of {batches} x {self.world} process(es), "
+                f"device {self.device}, {t.precision}")
+
+    def fit(self) -> RunState:
+        """Train until early stopping, a limit, or a stop request; the final state."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():
+            save_config(self.config, self.out / "config.yaml")
+            self.log(self.describe())
+        with self.stop.installed():
+            reason = ""
+            while not reason:
+                reason = self.train_epoch() or self.end_epoch()
+        self.state.finished = reason
+        self.save_last()
+        if dist.is_main():
+            resume = " (continue with --resume)" if reason == "stopped by request" else ""
+            self.log(f"finished: {reason}{resume}; best epoch {self.state.best_epoch} -> {self.out / 'best.pt'}")
+        return self.state
