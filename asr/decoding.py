@@ -1,0 +1,378 @@
+"""CTC decoders on plain log-probability tensors: best path and prefix beam search.
+
+Both take ``log_probs`` of shape ``(B, T, V)`` (log-softmax outputs, batch-first,
+blank at index ``blank``) and ``lengths`` ``(B,)``; frames past an utterance's
+length are ignored.
+
+- `greedy`: best-path decoding (Graves et al. 2006, "Connectionist Temporal
+  Classification", sec. 3.2): the most probable label per frame, repeats merged,
+  blanks removed.
+- `prefix_beam_search`: CTC prefix search (Graves et al. 2006, sec. 3.2; Graves
+  2012, "Supervised Sequence Labelling", alg. 7.1) in the beam-search form of
+  Hannun et al. 2014 (arXiv:1408.2873, alg. 1). Each prefix ``l`` keeps the log
+  probability of its alignments so far that end in blank, ``p_b(l)``, and in its
+  last label, ``p_nb(l)``. At frame t with emissions ``y``::
+
+      p_b'(l)    = logsumexp(p_b(l), p_nb(l)) + y[blank]
+      p_nb'(l)   = p_nb(l) + y[last(l)]                         (repeat merged)
+      p_nb'(l+c) = (c == last(l) ? p_b(l) : logsumexp(p_b(l), p_nb(l))) + y[c]
+
+  and an extension ``l+c`` that is already in the beam has its mass added to that
+  entry. The score of a prefix is ``logsumexp(p_b, p_nb)``: the log probability of
+  the labelling summed over all its alignments, so with an unbounded beam the
+  search is exact and a final score equals ``-ctc_loss``.
+
+Shallow fusion (Gulcehre et al. 2015; Hannun et al. 2014 eq. 2): with an LM the
+search ranks prefixes by ``log P_ctc + lm_weight * log P_lm + insertion_bonus * len``
+(natural logs; ``len`` counts the tokens of the prefix). The LM is applied where
+its scorer says: a token-level LM scores every token extension; a word-level LM
+over a character model scores a word when the space token ends it, and the last
+word at the end of the utterance. At the end the LM's ``</s>`` is added.
+
+How the search is vectorised: the beam of every utterance is a set of ``(B, W)``
+tensors (``p_b``, ``p_nb``, last token, prefix hash, ...). Each frame forms all
+``W * K`` extensions (K = the tokens kept by pruning) with tensor ops, finds which
+extensions already sit in the beam by comparing each entry's parent hash with
+every entry's hash (``(B, W, W)``), and keeps the best ``W`` of the ``W + W*K``
+candidates with one ``topk``. Prefix identity is a 62-bit polynomial hash of the
+token sequence (two 31-bit moduli): two different prefixes of one beam collide
+with probability about 2**-62 per pair. Tokens are recovered at the end by
+following per-frame back-pointers. Only the loop over frames is in Python, so the
+same code runs batched on the GPU when ``log_probs`` are there.
+
+Token pruning as in flashlight's lexicon-free decoder (Kahn et al. 2022,
+arXiv:2201.12465): ``top_k`` keeps the best k tokens of each frame,
+``token_threshold`` drops tokens whose log-probability is more than this below the
+frame's best, ``beam_threshold`` drops candidates scoring more than this below the
+best candidate of the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+# Polynomial hashing of prefixes: h(l + c) = (h(l) * BASE + c + 1) mod MODULUS, in two
+# independent 31-bit lanes packed into one int64 (products stay below 2**62).
+_MODULI = (2_147_483_629, 2_147_483_587)
+_BASES = (1_000_003, 999_983)
+_LANE_BITS = 31
+_LANE_MASK = (1 << _LANE_BITS) - 1
+
+
+class LMScorer(Protocol):
+    """What the beam search asks of a language model.
+
+    States are int64 tensors (opaque to the search); every method is elementwise
+    over tensors of any shape. Scores are natural logs.
+    """
+
+    def initial_state(self) -> int:
+        """The state before the first token (after ``<s>``)."""
+
+    def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probability of each token (model ids, never the blank) after each
+        state, and the states that follow."""
+
+    def final_score(self, states: Tensor) -> Tensor:
+        """Log-probability of ending here (``</s>``, and any word not yet scored)."""
+
+
+@dataclass
+class Hypothesis:
+    """One labelling found by the search.
+
+    ``score`` ranks hypotheses: ``am_score + lm_weight * lm_score +
+    insertion_bonus * len(tokens)``. ``am_score`` is the CTC log probability of the
+    labelling summed over its alignments (kept by the beam), ``lm_score`` the LM's
+    natural-log probability of it, ``</s>`` included (0 without an LM).
+    ``timesteps[i]`` is the frame where the likeliest alignment the beam kept
+    first emits ``tokens[i]`` (where prefixes merge, the larger part decides).
+    """
+
+    tokens: list[int]
+    score: float
+    am_score: float
+    lm_score: float = 0.0
+    timesteps: list[int] = field(default_factory=list)
+
+
+def greedy(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[list[int]]:
+    """Best-path decoding: argmax per frame, repeats merged, blanks removed.
+
+    log_probs: ``(B, T, V)``; lengths: ``(B,)`` frames per utterance (``None``: all T).
+    Returns one token-id list per utterance.
+    """
+    best = log_probs.argmax(-1)
+    keep = best != blank
+    keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+    keep &= _frame_mask(log_probs, lengths)
+    best, keep = best.cpu(), keep.cpu()
+    return [row[mask].tolist() for row, mask in zip(best, keep)]
+
+
+def _frame_mask(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
+    """``(B, T)`` True on the frames inside each utterance."""
+    batch, frames, _ = log_probs.shape
+    if lengths is None:
+        return torch.ones(batch, frames, dtype=torch.bool, device=log_probs.device)
+    lengths = torch.as_tensor(lengths, device=log_probs.device)
+    return torch.arange(frames, device=log_probs.device) < lengths[:, None]
+
+
+@dataclass
+class _Beam:
+    """The beam of every utterance: each field is ``(B, W)``."""
+
+    p_blank: Tensor  # log prob of the prefix's alignments ending in blank
+    p_label: Tensor  # ... ending in its last label
+    last: Tensor  # last token of the prefix, -1 for the empty prefix
+    key: Tensor  # hash of the prefix
+    parent_key: Tensor  # hash of the prefix without its last token (-1 for the empty prefix)
+    lm_state: Tensor
+    fusion: Tensor  # lm_weight * lm log prob + insertion_bonus * length, so far
+    lm_log_prob: Tensor  # the LM log prob alone, so far
+
+    @classmethod
+    def start(cls, batch: int, width: int, lm_state: int, like: Tensor) -> "_Beam":
+        """Only the empty prefix, with probability 1; the other slots are empty (-inf)."""
+        ints = dict(dtype=torch.long, device=like.device)
+        p_blank = torch.full((batch, width), float("-inf"), dtype=like.dtype, device=like.device)
+        p_blank[:, 0] = 0.0
+        zeros = torch.zeros(batch, width, dtype=like.dtype, device=like.device)
+        return cls(
+            p_blank=p_blank,
+            p_label=torch.full_like(p_blank, float("-inf")),
+            last=torch.full((batch, width), -1, **ints),
+            key=torch.zeros(batch, width, **ints),
+            parent_key=torch.full((batch, width), -1, **ints),
+            lm_state=torch.full((batch, width), lm_state, **ints),
+            fusion=zeros,
+            lm_log_prob=zeros.clone(),
+        )
+
+
+def _extend_key(key: Tensor, token: Tensor) -> Tensor:
+    """Hash of ``prefix + token`` from the prefix's hash (both lanes at once)."""
+    lanes = []
+    for lane, (modulus, base) in enumerate(zip(_MODULI, _BASES)):
+        value = (key >> (_LANE_BITS * lane)) & _LANE_MASK
+        lanes.append((value * base + token + 1) % modulus)
+    return lanes[0] | (lanes[1] << _LANE_BITS)
+
+
+def _candidate_tokens(
+    frame: Tensor, blank: int, top_k: int | None, token_threshold: float | None
+) -> tuple[Tensor, Tensor]:
+    """The tokens each utterance may extend with at this frame: ids and log probs ``(B, K)``."""
+    frame = frame.clone()
+    frame[:, blank] = float("-inf")
+    vocab = frame.shape[1]
+    if top_k is not None and top_k < vocab - 1:
+        log_p, ids = frame.topk(top_k, dim=1)
+    else:
+        ids = torch.cat([torch.arange(blank), torch.arange(blank + 1, vocab)]).to(frame.device)
+        ids = ids.expand(frame.shape[0], -1)
+        log_p = frame[:, ids[0]]
+    if token_threshold is not None:
+        floor = frame.max(dim=1, keepdim=True).values - token_threshold
+        log_p = log_p.masked_fill(log_p < floor, float("-inf"))
+    return ids, log_p
+
+
+def _step(
+    beam: _Beam,
+    frame: Tensor,
+    blank: int,
+    lm: LMScorer | None,
+    lm_weight: float,
+    insertion_bonus: float,
+    top_k: int | None,
+    token_threshold: float | None,
+    beam_threshold: float | None,
+) -> tuple[_Beam, Tensor, Tensor]:
+    """One frame of the prefix beam search.
+
+    Returns the new beam, and for each new slot the old slot it came from and the
+    token it emitted (-1 when the prefix did not grow): the back-pointers.
+    """
+    neg_inf = float("-inf")
+    batch, width = beam.p_blank.shape
+    total = torch.logaddexp(beam.p_blank, beam.p_label)
+    has_last = beam.last >= 0
+    last = beam.last.clamp(min=0)
+
+    # Prefixes that do not grow: a blank, or the last label repeated (merged).
+    stay_blank = total + frame[:, blank, None]
+    stay_label = torch.where(has_last, beam.p_label + frame.gather(1, last), neg_inf)
+
+    # An extension l+c that is already in the beam as entry j adds its mass to j:
+    # j's parent is the entry whose hash is j's parent hash, and c is j's last token.
+    alive = total > neg_inf
+    is_child = (beam.parent_key[:, :, None] == beam.key[:, None, :]) & alive[:, None, :]
+    is_child &= alive[:, :, None]
+    has_parent = is_child.any(-1)
+    parent = is_child.to(torch.uint8).argmax(-1)
+    parent_last = beam.last.gather(1, parent)
+    from_parent = torch.where(
+        parent_last == beam.last, beam.p_blank.gather(1, parent), total.gather(1, parent)
+    )
+    from_parent = from_parent + frame.gather(1, last)
+    # The back-pointer follows the larger part, so timesteps follow the likelier alignment.
+    reborn = has_parent & (from_parent > torch.maximum(stay_blank, stay_label))
+    stay_label = torch.where(has_parent, torch.logaddexp(stay_label, from_parent), stay_label)
+
+    # Every other extension, (B, W, K).
+    tokens, token_log_p = _candidate_tokens(frame, blank, top_k, token_threshold)
+    repeats = tokens[:, None, :] == beam.last[:, :, None]
+    extend = torch.where(repeats, beam.p_blank[:, :, None], total[:, :, None])
+    extend = extend + token_log_p[:, None, :]
+    # ... without those already counted in an existing entry.
+    already = (repeats & has_parent[:, :, None]).to(extend.dtype)
+    in_beam = torch.zeros_like(extend).scatter_add_(1, parent[:, :, None].expand_as(already), already)
+    extend = extend.masked_fill(in_beam > 0, neg_inf)
+
+    fusion = beam.fusion[:, :, None] + insertion_bonus
+    lm_log_p = next_lm_state = None
+    if lm is not None:
+        lm_log_p, next_lm_state = lm.score(
+            beam.lm_state[:, :, None].expand_as(extend), tokens[:, None, :].expand_as(extend)
+        )
+        lm_log_p = lm_log_p.to(extend.dtype)
+        fusion = fusion + lm_weight * lm_log_p
+    fusion = fusion.expand_as(extend)
+
+    stay_total = torch.logaddexp(stay_blank, stay_label)
+    candidates = torch.cat([stay_total + beam.fusion, (extend + fusion).flatten(1)], dim=1)
+    if beam_threshold is not None:
+        floor = candidates.max(dim=1, keepdim=True).values - beam_threshold
+        candidates = candidates.masked_fill(candidates < floor, neg_inf)
+    best, chosen = candidates.topk(width, dim=1)
+
+    # Decode each chosen candidate: a prefix kept (index < W) or an extension (w, k).
+    grows = chosen >= width
+    ext_index = (chosen - width).clamp(min=0)
+    source = torch.where(grows, ext_index // tokens.shape[1], chosen)
+    token = torch.where(grows, tokens.gather(1, ext_index % tokens.shape[1]), -1)
+    stays_reborn = ~grows & reborn.gather(1, source)
+    back_source = torch.where(stays_reborn, parent.gather(1, source), source)
+    back_token = torch.where(stays_reborn, beam.last.gather(1, source), token)
+
+    def pick(kept: Tensor, extended: Tensor | float) -> Tensor:
+        if isinstance(extended, Tensor):
+            extended = extended.flatten(1).gather(1, ext_index)
+        return torch.where(grows, extended, kept.gather(1, source))
+
+    alive = best > neg_inf
+    old_key = beam.key.gather(1, source)
+    new = _Beam(
+        p_blank=pick(stay_blank, neg_inf).masked_fill(~alive, neg_inf),
+        p_label=pick(stay_label, extend).masked_fill(~alive, neg_inf),
+        last=torch.where(grows, token, beam.last.gather(1, source)),
+        key=torch.where(grows, _extend_key(old_key, token.clamp(min=0)), old_key),
+        parent_key=torch.where(grows, old_key, beam.parent_key.gather(1, source)),
+        lm_state=beam.lm_state if lm is None else pick(beam.lm_state, next_lm_state),
+        fusion=pick(beam.fusion, fusion),
+        lm_log_prob=beam.lm_log_prob if lm is None else pick(
+            beam.lm_log_prob, beam.lm_log_prob[:, :, None] + lm_log_p
+        ),
+    )
+    return new, back_source, back_token
+
+
+def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> tuple[Tensor, Tensor]:
+    """Follow the back-pointers from the final ``slots`` ``(B, N)``.
+
+    Returns ``(B, N, T)`` tokens emitted at each frame (-1 for none) on the CPU.
+    """
+    frames = []
+    for source, token in zip(reversed(sources), reversed(emitted)):
+        frames.append(token.gather(1, slots))
+        slots = source.gather(1, slots)
+    return torch.stack(frames[::-1], dim=-1).cpu()
+
+
+def prefix_beam_search(
+    log_probs: Tensor,
+    lengths: Tensor | None = None,
+    beam_size: int = 16,
+    blank: int = 0,
+    lm: LMScorer | None = None,
+    lm_weight: float = 0.0,
+    insertion_bonus: float = 0.0,
+    top_k: int | None = None,
+    token_threshold: float | None = None,
+    beam_threshold: float | None = None,
+    nbest: int | None = None,
+) -> list[list[Hypothesis]]:
+    """CTC prefix beam search, batched and vectorised, with optional shallow fusion.
+
+    log_probs: ``(B, T, V)`` log-softmax outputs on any device; lengths: ``(B,)``
+    (``None``: all T frames). beam_size: prefixes kept per utterance. lm: a scorer
+    (`LMScorer`, e.g. `asr.lm.NGramTokenScorer` or `asr.lm.NGramWordScorer`) fused
+    with weight ``lm_weight``; ``insertion_bonus`` is added per token. top_k,
+    token_threshold, beam_threshold: pruning (see the module docstring; ``None``
+    prunes nothing). nbest: hypotheses returned per utterance (``None``: the beam).
+
+    Returns, per utterance, its hypotheses best first (``score`` descending).
+    """
+    if beam_size < 1:
+        raise ValueError("beam_size must be at least 1")
+    batch, _, vocab = log_probs.shape
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    inside = _frame_mask(log_probs, lengths)
+    # Past its end an utterance sees certain blanks: p_b + p_nb is kept and nothing grows.
+    padding = torch.full((vocab,), float("-inf"), dtype=log_probs.dtype, device=log_probs.device)
+    padding[blank] = 0.0
+    emissions = torch.where(inside[:, :, None], log_probs, padding)
+    frames = int(inside.sum(1).max()) if batch else 0
+
+    beam = _Beam.start(batch, beam_size, lm.initial_state() if lm else 0, log_probs)
+    sources, emitted = [], []
+    for t in range(frames):
+        beam, source, token = _step(
+            beam, emissions[:, t], blank, lm, lm_weight, insertion_bonus,
+            top_k, token_threshold, beam_threshold,
+        )
+        sources.append(source)
+        emitted.append(token)
+    return _hypotheses(beam, sources, emitted, lm, lm_weight, nbest)
+
+
+def _hypotheses(
+    beam: _Beam, sources: list[Tensor], emitted: list[Tensor],
+    lm: LMScorer | None, lm_weight: float, nbest: int | None,
+) -> list[list[Hypothesis]]:
+    """The final beam as `Hypothesis` lists, ``</s>`` scored, best first."""
+    am = torch.logaddexp(beam.p_blank, beam.p_label)
+    score, lm_total = am + beam.fusion, beam.lm_log_prob
+    if lm is not None:
+        end = lm.final_score(beam.lm_state).to(am.dtype)
+        score, lm_total = score + lm_weight * end, lm_total + end
+    keep = min(nbest or score.shape[1], score.shape[1])
+    score, slots = score.topk(keep, dim=1)
+    am, lm_total = am.gather(1, slots), lm_total.gather(1, slots)
+    if sources:
+        paths = _backtrack(sources, emitted, slots)
+    else:
+        paths = torch.full((*slots.shape, 0), -1, dtype=torch.long)
+    score, am, lm_total = score.cpu().tolist(), am.cpu().tolist(), lm_total.cpu().tolist()
+    results = []
+    for b, utterance_paths in enumerate(paths.numpy()):
+        hypotheses = []
+        for n, path in enumerate(utterance_paths):
+            if score[b][n] == float("-inf"):
+                break
+            (frames,) = (path >= 0).nonzero()
+            hypotheses.append(
+                Hypothesis(path[frames].tolist(), score[b][n], am[b][n], lm_total[b][n], frames.tolist())
+            )
+        results.append(hypotheses)
+    return results
+
+
+__all__ = ["Hypothesis", "LMScorer", "greedy", "prefix_beam_search"]
