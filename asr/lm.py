@@ -69,7 +69,7 @@ class NGramLM:
         """log10 P(word | context) by the ARPA backoff rule; an unknown word reads as ``<unk>``."""
         if (word,) not in self.ngrams[0]:
             word = UNK
-        context = tuple(context)[len(context) - self.order + 1 :] if self.order > 1 else ()
+        context = tuple(context)[max(len(context) - self.order + 1, 0) :] if self.order > 1 else ()
         backoff = 0.0
         while True:
             entry = self.ngrams[len(context)].get(context + (word,))
@@ -158,6 +158,7 @@ class _ArpaReader:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
+        self.line_of: dict[tuple[str, ...], int] = {}
 
     def error(self, line_number: int, problem: str) -> UserError:
         return file_error(f"{self.path}:{line_number}", problem, _ARPA_FIX)
@@ -215,9 +216,12 @@ class _ArpaReader:
                 raise self.error(line_number, f"a {order}-gram line needs a log10 probability, {order} words and "
                                  f"{'no' if order == max_order else 'an optional'} backoff weight; got {line!r}")
             log_p = self.number(line_number, fields[0])
+            if log_p > 0:
+                raise self.error(line_number, f"{fields[0]!r} is not a log10 probability (<= 0)")
             backoff = self.number(line_number, fields[-1]) if len(fields) == order + 2 else None
             gram = tuple(SPACE if w == ARPA_SPACE else w for w in fields[1 : order + 1])
             grams[gram] = (log_p, backoff)
+            self.line_of[gram] = line_number
             position += 1
         return grams, position
 
@@ -226,17 +230,18 @@ class _ArpaReader:
             value = float(text)
         except ValueError:
             raise self.error(line_number, f"{text!r} is not a number") from None
-        if math.isnan(value) or value > 0:
-            raise self.error(line_number, f"{text!r} is not a log10 probability (<= 0)")
+        if math.isnan(value) or value == math.inf:
+            raise self.error(line_number, f"{text!r} is not a log10 value")
         return max(value, LOG10_ZERO)
 
     def check_contexts(self, ngrams: NGramTable) -> None:
+        """An n-gram's context and its word must be in the model (the backoff rule needs them)."""
         for order in range(2, len(ngrams) + 1):
             for gram in ngrams[order - 1]:
-                if gram[:-1] not in ngrams[order - 2] or (gram[-1],) not in ngrams[0]:
-                    missing = gram[:-1] if gram[:-1] not in ngrams[order - 2] else gram[-1:]
-                    raise file_error(self.path, f"the {order}-gram {' '.join(gram)!r} needs "
-                                     f"{' '.join(missing)!r}, which the file lacks", _ARPA_FIX)
+                for needed in (gram[:-1], gram[-1:]):
+                    if needed not in ngrams[len(needed) - 1]:
+                        raise self.error(self.line_of[gram], f"the {order}-gram {' '.join(gram)!r} needs "
+                                         f"the {len(needed)}-gram {' '.join(needed)!r}, which the file lacks")
 
 
 # ---------------------------------------------------------------- training
@@ -400,6 +405,11 @@ class _NGramTables:
             self.tensors["dense_log_p"], self.tensors["dense_next"] = log_p, next_state
         self._by_device: dict[torch.device, dict[str, Tensor]] = {torch.device("cpu"): self.tensors}
 
+    def start_state(self) -> int:
+        """The state after ``<s>`` (the empty context for a unigram model)."""
+        bos = self.ids.get((BOS,))
+        return 0 if bos is None else int(self.tensors["next_state"][bos])
+
     @staticmethod
     def _longest_suffix(words: tuple[str, ...], ids: dict) -> int:
         while words not in ids:
@@ -451,7 +461,7 @@ class NGramTokenScorer:
         self.end = words[EOS]
 
     def initial_state(self) -> int:
-        return self.tables.ids.get((BOS,), 0)
+        return self.tables.start_state()
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
         words = self.token_words.to(token_ids.device)[token_ids]
@@ -476,7 +486,7 @@ class NGramWordScorer:
         oov_log10prob: float = -10.0, dense_limit: int | None = None,
     ):
         if space not in symbols:
-            raise UserError(f"a word-level LM needs a character model with a {space!r} token; "
+            raise UserError(f"a word-level LM needs a character model with a space token ({space!r}); "
                             f"this token set has none (use a token-level LM instead)")
         self.tables = _NGramTables(lm, oov_log10prob, dense_limit)
         self.space = symbols.index(space)
@@ -509,7 +519,7 @@ class NGramWordScorer:
         }
 
     def initial_state(self) -> int:
-        return self.tables.ids.get((BOS,), 0) * self.nodes
+        return self.tables.start_state() * self.nodes
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
         trie = {name: t.to(states.device) for name, t in self.tensors.items()}
