@@ -66,8 +66,9 @@ _LANE_MASK = (1 << _LANE_BITS) - 1
 class LMScorer(Protocol):
     """What the beam search asks of a language model.
 
-    States are int64 tensors (opaque to the search); every method is elementwise
-    over tensors of any shape. Scores are natural logs.
+    States are int64 tensors (opaque to the search); every method is elementwise,
+    with broadcasting: the search scores ``(B, W, 1)`` states against ``(B, 1, K)``
+    tokens, so per-state work can stay small. Scores are natural logs.
     """
 
     def initial_state(self) -> int:
@@ -164,122 +165,142 @@ def _extend_key(key: Tensor, token: Tensor) -> Tensor:
     return lanes[0] | (lanes[1] << _LANE_BITS)
 
 
-def _candidate_tokens(
-    frame: Tensor, blank: int, top_k: int | None, token_threshold: float | None
-) -> tuple[Tensor, Tensor]:
-    """The tokens each utterance may extend with at this frame: ids and log probs ``(B, K)``."""
-    frame = frame.clone()
-    frame[:, blank] = float("-inf")
-    vocab = frame.shape[1]
-    if top_k is not None and top_k < vocab - 1:
-        log_p, ids = frame.topk(top_k, dim=1)
-    else:
-        ids = torch.cat([torch.arange(blank), torch.arange(blank + 1, vocab)]).to(frame.device)
-        ids = ids.expand(frame.shape[0], -1)
-        log_p = frame[:, ids[0]]
-    if token_threshold is not None:
-        floor = frame.max(dim=1, keepdim=True).values - token_threshold
-        log_p = log_p.masked_fill(log_p < floor, float("-inf"))
-    return ids, log_p
+@dataclass
+class _Candidates:
+    """The tokens each frame may extend a prefix with, for all frames at once.
+
+    ``tokens``/``log_p`` ``(B, T, K + 1)``: candidate ids and their log probs; the
+    last column is a dummy (the blank, log prob -inf), where extensions that must
+    not count are parked. ``column`` ``(B, T, V)``: each token's column (K if none).
+    """
+
+    tokens: Tensor
+    log_p: Tensor
+    column: Tensor
+
+    @classmethod
+    def of(cls, emissions: Tensor, blank: int, top_k: int | None, token_threshold: float | None) -> "_Candidates":
+        batch, frames, vocab = emissions.shape
+        device = emissions.device
+        dummy_log_p = torch.full((batch, frames, 1), float("-inf"), dtype=emissions.dtype, device=device)
+        labels = emissions.index_fill(2, torch.tensor([blank], device=device), float("-inf"))
+        if top_k is not None and top_k < vocab - 1:
+            log_p, tokens = labels.topk(top_k, dim=2)
+            column = torch.full((batch, frames, vocab), top_k, dtype=torch.long, device=device)
+            column.scatter_(2, tokens, torch.arange(top_k, device=device).expand_as(tokens))
+        else:
+            ids = torch.tensor([c for c in range(vocab) if c != blank], device=device)
+            tokens, log_p = ids.expand(batch, frames, -1), emissions[:, :, ids]
+            column = torch.arange(vocab, device=device) - (torch.arange(vocab, device=device) > blank).long()
+            column = column.masked_fill(torch.arange(vocab, device=device) == blank, vocab - 1)
+            column = column.expand(batch, frames, -1)
+        if token_threshold is not None:
+            floor = emissions.max(dim=2, keepdim=True).values - token_threshold
+            log_p = log_p.masked_fill(log_p < floor, float("-inf"))
+        tokens = torch.cat([tokens, torch.full_like(tokens[:, :, :1], blank)], dim=2)
+        return cls(tokens, torch.cat([log_p, dummy_log_p], dim=2), column)
+
+
+def _parents(beam: _Beam, alive: Tensor) -> tuple[Tensor, Tensor]:
+    """For each entry, whether its parent prefix is in the beam, and its slot.
+
+    A binary search of each entry's parent hash among the sorted hashes: O(W log W).
+    """
+    keys = beam.key.masked_fill(~alive, -2)  # dead slots match nothing (hashes are >= -1)
+    sorted_keys, order = keys.sort(dim=1)
+    position = torch.searchsorted(sorted_keys, beam.parent_key).clamp(max=keys.shape[1] - 1)
+    found = (sorted_keys.gather(1, position) == beam.parent_key) & alive
+    return found, order.gather(1, position)
 
 
 def _step(
     beam: _Beam,
     frame: Tensor,
+    candidates: tuple[Tensor, Tensor, Tensor],
     blank: int,
     lm: LMScorer | None,
     lm_weight: float,
     insertion_bonus: float,
-    top_k: int | None,
-    token_threshold: float | None,
     beam_threshold: float | None,
 ) -> tuple[_Beam, Tensor, Tensor]:
     """One frame of the prefix beam search.
 
+    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`.
     Returns the new beam, and for each new slot the old slot it came from and the
     token it emitted (-1 when the prefix did not grow): the back-pointers.
     """
     neg_inf = float("-inf")
+    tokens, token_log_p, column = candidates
     batch, width = beam.p_blank.shape
+    columns = tokens.shape[1]
     total = torch.logaddexp(beam.p_blank, beam.p_label)
     has_last = beam.last >= 0
     last = beam.last.clamp(min=0)
+    last_log_p = frame.gather(1, last)
 
     # Prefixes that do not grow: a blank, or the last label repeated (merged).
     stay_blank = total + frame[:, blank, None]
-    stay_label = torch.where(has_last, beam.p_label + frame.gather(1, last), neg_inf)
+    stay_label = torch.where(has_last, beam.p_label + last_log_p, neg_inf)
 
-    # An extension l+c that is already in the beam as entry j adds its mass to j:
-    # j's parent is the entry whose hash is j's parent hash, and c is j's last token.
-    alive = total > neg_inf
-    is_child = (beam.parent_key[:, :, None] == beam.key[:, None, :]) & alive[:, None, :]
-    is_child &= alive[:, :, None]
-    has_parent = is_child.any(-1)
-    parent = is_child.to(torch.uint8).argmax(-1)
-    parent_last = beam.last.gather(1, parent)
+    # An extension l+c that is already in the beam as entry j adds its mass to j.
+    has_parent, parent = _parents(beam, total > neg_inf)
     from_parent = torch.where(
-        parent_last == beam.last, beam.p_blank.gather(1, parent), total.gather(1, parent)
-    )
-    from_parent = from_parent + frame.gather(1, last)
+        beam.last.gather(1, parent) == beam.last, beam.p_blank.gather(1, parent), total.gather(1, parent)
+    ) + last_log_p
     # The back-pointer follows the larger part, so timesteps follow the likelier alignment.
     reborn = has_parent & (from_parent > torch.maximum(stay_blank, stay_label))
     stay_label = torch.where(has_parent, torch.logaddexp(stay_label, from_parent), stay_label)
 
-    # Every other extension, (B, W, K).
-    tokens, token_log_p = _candidate_tokens(frame, blank, top_k, token_threshold)
-    repeats = tokens[:, None, :] == beam.last[:, :, None]
-    extend = torch.where(repeats, beam.p_blank[:, :, None], total[:, :, None])
-    extend = extend + token_log_p[:, None, :]
-    # ... without those already counted in an existing entry.
-    already = (repeats & has_parent[:, :, None]).to(extend.dtype)
-    in_beam = torch.zeros_like(extend).scatter_add_(1, parent[:, :, None].expand_as(already), already)
-    extend = extend.masked_fill(in_beam > 0, neg_inf)
+    # Every extension, (B, W, K+1); repeating the last label extends only from p_blank.
+    extend = total[:, :, None] + token_log_p[:, None, :]
+    last_column = torch.where(has_last, column.gather(1, last), columns - 1)
+    repeat = torch.where(last_column < columns - 1, beam.p_blank + last_log_p, neg_inf)
+    extend.scatter_(2, last_column[:, :, None], repeat[:, :, None])
+    # ... and those already counted in an existing entry are parked in the dummy column.
+    slots = torch.arange(width, device=frame.device)
+    counted = torch.where(has_parent, parent * columns + last_column, slots * columns + columns - 1)
+    extend.view(batch, -1).scatter_(1, counted, neg_inf)
 
     fusion = beam.fusion[:, :, None] + insertion_bonus
     lm_log_p = next_lm_state = None
     if lm is not None:
-        lm_log_p, next_lm_state = lm.score(
-            beam.lm_state[:, :, None].expand_as(extend), tokens[:, None, :].expand_as(extend)
-        )
-        lm_log_p = lm_log_p.to(extend.dtype)
+        lm_log_p, next_lm_state = lm.score(beam.lm_state[:, :, None], tokens[:, None, :])
+        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend)
         fusion = fusion + lm_weight * lm_log_p
-    fusion = fusion.expand_as(extend)
-
-    stay_total = torch.logaddexp(stay_blank, stay_label)
-    candidates = torch.cat([stay_total + beam.fusion, (extend + fusion).flatten(1)], dim=1)
-    if beam_threshold is not None:
-        floor = candidates.max(dim=1, keepdim=True).values - beam_threshold
-        candidates = candidates.masked_fill(candidates < floor, neg_inf)
-    best, chosen = candidates.topk(width, dim=1)
+    scores = torch.cat([torch.logaddexp(stay_blank, stay_label) + beam.fusion, (extend + fusion).view(batch, -1)], 1)
+    best, chosen = scores.topk(width, dim=1)
+    alive = best > (neg_inf if beam_threshold is None else best[:, :1] - beam_threshold)
 
     # Decode each chosen candidate: a prefix kept (index < W) or an extension (w, k).
     grows = chosen >= width
     ext_index = (chosen - width).clamp(min=0)
-    source = torch.where(grows, ext_index // tokens.shape[1], chosen)
-    token = torch.where(grows, tokens.gather(1, ext_index % tokens.shape[1]), -1)
+    source = torch.where(grows, ext_index // columns, chosen)
+    token = torch.where(grows, tokens.gather(1, ext_index % columns), -1)
     stays_reborn = ~grows & reborn.gather(1, source)
     back_source = torch.where(stays_reborn, parent.gather(1, source), source)
     back_token = torch.where(stays_reborn, beam.last.gather(1, source), token)
 
-    def pick(kept: Tensor, extended: Tensor | float) -> Tensor:
-        if isinstance(extended, Tensor):
-            extended = extended.flatten(1).gather(1, ext_index)
-        return torch.where(grows, extended, kept.gather(1, source))
-
-    alive = best > neg_inf
-    old_key = beam.key.gather(1, source)
+    kept_key = beam.key.gather(1, source)
     new = _Beam(
-        p_blank=pick(stay_blank, neg_inf).masked_fill(~alive, neg_inf),
-        p_label=pick(stay_label, extend).masked_fill(~alive, neg_inf),
+        p_blank=torch.where(grows | ~alive, neg_inf, stay_blank.gather(1, source)),
+        p_label=torch.where(
+            grows, extend.view(batch, -1).gather(1, ext_index), stay_label.gather(1, source)
+        ).masked_fill(~alive, neg_inf),
         last=torch.where(grows, token, beam.last.gather(1, source)),
-        key=torch.where(grows, _extend_key(old_key, token.clamp(min=0)), old_key),
-        parent_key=torch.where(grows, old_key, beam.parent_key.gather(1, source)),
-        lm_state=beam.lm_state if lm is None else pick(beam.lm_state, next_lm_state),
-        fusion=pick(beam.fusion, fusion),
-        lm_log_prob=beam.lm_log_prob if lm is None else pick(
-            beam.lm_log_prob, beam.lm_log_prob[:, :, None] + lm_log_p
-        ),
+        key=torch.where(grows, _extend_key(kept_key, token.clamp(min=0)), kept_key),
+        parent_key=torch.where(grows, kept_key, beam.parent_key.gather(1, source)),
+        lm_state=beam.lm_state,
+        fusion=beam.fusion.gather(1, source) + grows.to(beam.fusion.dtype) * insertion_bonus,
+        lm_log_prob=beam.lm_log_prob,
     )
+    if lm is not None:
+        chosen_lm_log_p = torch.where(grows, lm_log_p.reshape(batch, -1).gather(1, ext_index), 0.0)
+        new.fusion += lm_weight * chosen_lm_log_p
+        new.lm_log_prob = beam.lm_log_prob.gather(1, source) + chosen_lm_log_p
+        new.lm_state = torch.where(
+            grows, next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index),
+            beam.lm_state.gather(1, source),
+        )
     return new, back_source, back_token
 
 
@@ -331,12 +352,13 @@ def prefix_beam_search(
     emissions = torch.where(inside[:, :, None], log_probs, padding)
     frames = int(inside.sum(1).max()) if batch else 0
 
+    candidates = _Candidates.of(emissions[:, :frames], blank, top_k, token_threshold)
     beam = _Beam.start(batch, beam_size, lm.initial_state() if lm else 0, log_probs)
     sources, emitted = [], []
     for t in range(frames):
+        frame_candidates = (candidates.tokens[:, t], candidates.log_p[:, t], candidates.column[:, t])
         beam, source, token = _step(
-            beam, emissions[:, t], blank, lm, lm_weight, insertion_bonus,
-            top_k, token_threshold, beam_threshold,
+            beam, emissions[:, t], frame_candidates, blank, lm, lm_weight, insertion_bonus, beam_threshold
         )
         sources.append(source)
         emitted.append(token)

@@ -354,10 +354,22 @@ def _discount(counts: Iterable[int]) -> float:
 
 def _lookup(keys: Tensor, values: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
     """Binary search of ``query`` among sorted ``keys``: (found, the matching values)."""
-    position = torch.searchsorted(keys, query).clamp(max=max(len(keys) - 1, 0))
     if len(keys) == 0:
         return torch.zeros_like(query, dtype=torch.bool), torch.zeros_like(query)
+    position = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
     return keys[position] == query, values[position]
+
+
+class _OnDevices:
+    """Tensors built on the CPU, copied once to each device that asks for them."""
+
+    def __init__(self, tensors: dict[str, Tensor]):
+        self._copies = {torch.device("cpu"): tensors}
+
+    def on(self, device: torch.device) -> dict[str, Tensor]:
+        if device not in self._copies:
+            self._copies[device] = {name: t.to(device) for name, t in self._copies[torch.device("cpu")].items()}
+        return self._copies[device]
 
 
 class _NGramTables:
@@ -370,60 +382,54 @@ class _NGramTables:
     DENSE_LIMIT = 1 << 21  # states x words tabulated at most
 
     def __init__(self, lm: NGramLM, oov_log10prob: float, dense_limit: int | None = None):
-        words = lm.vocabulary + ([] if (UNK,) in lm.ngrams[0] else [UNK])
-        self.words = {word: index for index, word in enumerate(words)}
+        self.order = lm.order
         ngrams = [dict(level) for level in lm.ngrams]
-        ngrams[0].setdefault((UNK,), (oov_log10prob, 0.0 if lm.order > 1 else None))
-        ids = {(): 0}
+        ngrams[0].setdefault((UNK,), (oov_log10prob, None))  # unknown words: <unk>, or a penalty
+        self.words = {gram[0]: index for index, gram in enumerate(ngrams[0])}
+        self.ids = {(): 0}
         for level in ngrams:
-            ids.update((gram, len(ids)) for gram in level)
-        entries = [entry for level in ngrams for entry in level.values()]
-        grams = list(ids)[1:]
-        suffix = [0] + [self._longest_suffix(gram[1:], ids) for gram in grams]
-        keys = [ids[gram[:-1]] * len(words) + self.words[gram[-1]] for gram in grams]
-        order = lm.order
+            self.ids.update((gram, len(self.ids)) for gram in level)
         self.num_states = 1 + sum(len(level) for level in ngrams[:-1])
-        self.tensors = {
+        tensors = self._index([entry for level in ngrams for entry in level.values()])
+        limit = self.DENSE_LIMIT if dense_limit is None else dense_limit
+        if self.num_states * len(self.words) <= limit:  # small: tabulate every state x word
+            states = torch.arange(self.num_states)[:, None].expand(-1, len(self.words))
+            words = torch.arange(len(self.words))[None, :].expand(self.num_states, -1)
+            tensors["dense_log_p"], tensors["dense_next"] = self._search(tensors, states, words)
+        self.devices = _OnDevices(tensors)
+
+    def _index(self, entries: list[tuple[float, float | None]]) -> dict[str, Tensor]:
+        grams = list(self.ids)[1:]
+        suffix = [0] + [self._longest_suffix(gram[1:]) for gram in grams]
+        keys, key_ids = torch.tensor(
+            [self.ids[gram[:-1]] * len(self.words) + self.words[gram[-1]] for gram in grams], dtype=torch.long
+        ).sort()
+        return {
+            "keys": keys,
+            "key_ids": key_ids + 1,
             "log_p": torch.tensor([0.0] + [log_p * LN10 for log_p, _ in entries], dtype=torch.float64),
             "backoff": torch.tensor([0.0] + [(b or 0.0) * LN10 for _, b in entries], dtype=torch.float64),
-            "suffix": torch.tensor(suffix),
-            # After reading n-gram g the state is g, or its longest state suffix at the top order.
+            "suffix": torch.tensor(suffix, dtype=torch.long),
+            # After reading n-gram g the state is g, or at the top order its longest suffix held.
             "next_state": torch.tensor(
-                [0] + [ids[g] if len(g) < order else suffix[ids[g]] for g in grams], dtype=torch.long
+                [0] + [self.ids[g] if len(g) < self.order else suffix[self.ids[g]] for g in grams],
+                dtype=torch.long,
             ),
         }
-        keys = torch.tensor(keys, dtype=torch.long)
-        self.tensors["keys"], sorted_ids = keys.sort()
-        self.tensors["key_ids"] = sorted_ids + 1
-        self.order = order
-        self.ids = ids
-        limit = self.DENSE_LIMIT if dense_limit is None else dense_limit
-        if self.num_states * len(words) <= limit:
-            states = torch.arange(self.num_states)[:, None].expand(-1, len(words))
-            table_words = torch.arange(len(words))[None, :].expand(self.num_states, -1)
-            log_p, next_state = self._search(self.tensors, states, table_words)
-            self.tensors["dense_log_p"], self.tensors["dense_next"] = log_p, next_state
-        self._by_device: dict[torch.device, dict[str, Tensor]] = {torch.device("cpu"): self.tensors}
 
     def start_state(self) -> int:
         """The state after ``<s>`` (the empty context for a unigram model)."""
         bos = self.ids.get((BOS,))
-        return 0 if bos is None else int(self.tensors["next_state"][bos])
+        return 0 if bos is None else int(self.devices.on(torch.device("cpu"))["next_state"][bos])
 
-    @staticmethod
-    def _longest_suffix(words: tuple[str, ...], ids: dict) -> int:
-        while words not in ids:
+    def _longest_suffix(self, words: tuple[str, ...]) -> int:
+        while words not in self.ids:
             words = words[1:]
-        return ids[words]
-
-    def on(self, device: torch.device) -> dict[str, Tensor]:
-        if device not in self._by_device:
-            self._by_device[device] = {name: t.to(device) for name, t in self.tensors.items()}
-        return self._by_device[device]
+        return self.ids[words]
 
     def score(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """Natural-log P(word | state) and the next states (word: indices into ``self.words``)."""
-        tensors = self.on(states.device)
+        tensors = self.devices.on(states.device)
         if "dense_log_p" in tensors:
             flat = states * tensors["dense_log_p"].shape[1] + words
             return tensors["dense_log_p"].view(-1)[flat], tensors["dense_next"].view(-1)[flat]
@@ -431,6 +437,7 @@ class _NGramTables:
 
     def _search(self, tensors: dict[str, Tensor], states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """The ARPA backoff rule, vectorised: at most ``order`` binary searches."""
+        states, words = torch.broadcast_tensors(states, words)
         total = torch.zeros(states.shape, dtype=torch.float64, device=states.device)
         found_gram = torch.zeros_like(states)
         done = torch.zeros_like(states, dtype=torch.bool)
@@ -457,14 +464,17 @@ class NGramTokenScorer:
         words = self.tables.words
         if EOS not in words:
             raise UserError(f"the language model has no {EOS}: it cannot score the end of an utterance")
-        self.token_words = torch.tensor([words.get(s, words[UNK]) for s in symbols])
+        if not any(s in words for s in symbols):
+            raise UserError("none of the model's tokens is a word of this language model: for a "
+                            "word-level LM over a character model use NGramWordScorer")
+        self.token_words = _OnDevices({"words": torch.tensor([words.get(s, words[UNK]) for s in symbols])})
         self.end = words[EOS]
 
     def initial_state(self) -> int:
         return self.tables.start_state()
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
-        words = self.token_words.to(token_ids.device)[token_ids]
+        words = self.token_words.on(token_ids.device)["words"][token_ids]
         return self.tables.score(states, words)
 
     def final_score(self, states: Tensor) -> Tensor:
@@ -480,6 +490,8 @@ class NGramWordScorer:
     LM has no ``<unk>``. State = (LM state, node of a trie of the LM's words spelled
     in tokens, with one node for "no such word"), packed into one int64.
     """
+
+    DENSE_TRIE_LIMIT = 1 << 24  # trie nodes x tokens tabulated at most
 
     def __init__(
         self, lm: NGramLM, symbols: Sequence[str], space: str = SPACE,
@@ -511,27 +523,38 @@ class NGramWordScorer:
         self.oov_node = len(children)
         self.nodes = len(children) + 1
         edges = sorted((node * self.vocab + char, child) for node, c in enumerate(children) for char, child in c.items())
+        edge_keys = torch.tensor([k for k, _ in edges], dtype=torch.long)
+        edge_children = torch.tensor([c for _, c in edges], dtype=torch.long)
         unk = self.tables.words[UNK]
-        self.tensors = {
-            "edge_keys": torch.tensor([k for k, _ in edges], dtype=torch.long),
-            "edge_children": torch.tensor([c for _, c in edges], dtype=torch.long),
-            "word_at": torch.tensor([unk if w < 0 else w for w in word_at] + [unk]),
-        }
+        trie = {"word_at": torch.tensor([unk if w < 0 else w for w in word_at] + [unk], dtype=torch.long)}
+        if self.nodes * self.vocab <= self.DENSE_TRIE_LIMIT:  # one gather per step instead of a search
+            trie["dense"] = torch.full((self.nodes * self.vocab,), self.oov_node, dtype=torch.long)
+            trie["dense"][edge_keys] = edge_children
+        else:
+            trie["edge_keys"], trie["edge_children"] = edge_keys, edge_children
+        self.trie = _OnDevices(trie)
 
     def initial_state(self) -> int:
         return self.tables.start_state() * self.nodes
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
-        trie = {name: t.to(states.device) for name, t in self.tensors.items()}
+        trie = self.trie.on(states.device)
+        shape = torch.broadcast_shapes(states.shape, token_ids.shape)
         lm_states, nodes = states // self.nodes, states % self.nodes
-        found, child = _lookup(trie["edge_keys"], trie["edge_children"], nodes * self.vocab + token_ids)
-        child = torch.where(found & (nodes != self.oov_node), child, self.oov_node)
-        ends_word = (token_ids == self.space) & (nodes != 0)  # a space after a space closes nothing
-        log_p, after_word = self.tables.score(lm_states, trie["word_at"][nodes])
-        log_p = torch.where(ends_word, log_p, 0.0)
-        lm_states = torch.where(ends_word, after_word, lm_states)
-        nodes = torch.where(token_ids == self.space, 0, child)
-        return log_p, lm_states * self.nodes + nodes
+        if "dense" in trie:
+            child = trie["dense"][nodes * self.vocab + token_ids]
+        else:
+            found, child = _lookup(trie["edge_keys"], trie["edge_children"], nodes * self.vocab + token_ids)
+            child = torch.where(found & (nodes != self.oov_node), child, self.oov_node)
+        is_space = token_ids == self.space
+        new_states = (lm_states * self.nodes + torch.where(is_space, 0, child)).expand(shape).clone()
+        # A space closes the word before it (none after a space); only those ask the n-gram.
+        closing = (is_space & (nodes != 0)).expand(shape).nonzero(as_tuple=True)
+        log_p = torch.zeros(shape, dtype=torch.float64, device=states.device)
+        word = trie["word_at"][nodes.expand(shape)[closing]]
+        log_p[closing], after_word = self.tables.score(lm_states.expand(shape)[closing], word)
+        new_states[closing] = after_word * self.nodes
+        return log_p, new_states
 
     def final_score(self, states: Tensor) -> Tensor:
         log_p, closed = self.score(states, torch.full_like(states, self.space))

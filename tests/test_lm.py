@@ -253,13 +253,16 @@ def reference_word_logs(lm, text):
     return lm.log10_sentence(text.split()) * math.log(10)
 
 
-def test_word_scorer_scores_words_at_spaces_and_the_end():
+@pytest.mark.parametrize("dense", [True, False])
+def test_word_scorer_scores_words_at_spaces_and_the_end(dense, monkeypatch):
+    if not dense:  # the binary-search paths of the n-gram and of the trie
+        monkeypatch.setattr(NGramWordScorer, "DENSE_TRIE_LIMIT", 0)
     tokens = speech_characters()
     words = train_ngram([s.split() for s in ["the cat sat", "the mat", "a cat", "the cat sat on a mat"]], order=3)
     rng = random.Random(7)
     texts = ["the cat sat", " the  cat ", "thecat sat", "dog", "", "the ca", "a mat on the cat sat "]
     texts += [" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat", "xyz"]) for _ in range(5)) for _ in range(5)]
-    for dense_limit in (None, 0):
+    for dense_limit in ((None,) if dense else (0,)):
         scorer = NGramWordScorer(words, tokens.symbols, dense_limit=dense_limit)
         for text in texts:
             state = torch.tensor([scorer.initial_state()])
@@ -335,3 +338,33 @@ def test_tune_fusion_picks_a_positive_weight_when_the_lm_disambiguates():
 def test_tune_fusion_checks_the_reference_count():
     with pytest.raises(UserError, match="references"):
         tune_fusion([torch.zeros(2, 3, 4)], [torch.tensor([3, 3])], [[1]], None, error_rate_fn=token_error_rate)
+
+
+def test_token_scorer_refuses_a_word_level_lm():
+    words = train_ngram([["the", "cat"]], order=2)
+    with pytest.raises(UserError, match="NGramWordScorer"):
+        NGramTokenScorer(words, speech_characters().symbols)
+
+
+@pytest.mark.parametrize("kind", ["token", "word"])
+def test_scorers_broadcast_states_against_tokens(kind):
+    tokens = speech_characters()
+    texts = ["the cat sat", "a mat", "the mat sat"]
+    if kind == "token":
+        scorer = NGramTokenScorer(train_ngram([list(t) for t in texts], 3), tokens.symbols)
+    else:
+        scorer = NGramWordScorer(train_ngram([t.split() for t in texts], 2), tokens.symbols)
+    # States after a few prefixes (mid-word and after a space), against every token.
+    states = []
+    for prefix in ["th", "the ", "a m", "x"]:
+        state = torch.tensor([scorer.initial_state()])
+        for token in tokens.encode(list(prefix)):
+            state = scorer.score(state, torch.tensor([token]))[1]
+        states.append(state)
+    states = torch.cat(states)
+    ids = torch.arange(1, len(tokens))
+    log_p, after = scorer.score(states[:, None], ids[None, :])
+    assert log_p.shape == after.shape == (len(states), len(ids))
+    for i, state in enumerate(states):
+        one_log_p, one_after = scorer.score(state.expand(len(ids)), ids)
+        assert torch.equal(log_p[i], one_log_p) and torch.equal(after[i], one_after)
