@@ -34,9 +34,9 @@ tensors (``p_b``, ``p_nb``, last token, prefix hash, ...). Each frame forms all
 ``W * K`` extensions (K = the tokens kept by pruning) with tensor ops, finds which
 extensions already sit in the beam by comparing each entry's parent hash with
 every entry's hash (``(B, W, W)``), and keeps the best ``W`` of the ``W + W*K``
-candidates with one ``topk``. Prefix identity is a 62-bit polynomial hash of the
-token sequence (two 31-bit moduli): two different prefixes of one beam collide
-with probability about 2**-62 per pair. Tokens are recovered at the end by
+candidates with one ``topk``. Prefix identity is a tabulation hash (Zobrist
+1970): the XOR of a random 62-bit code per (position, token), so two different
+prefixes collide with probability 2**-62. Tokens are recovered at the end by
 following per-frame back-pointers. Only the loop over frames is in Python, so the
 same code runs batched on the GPU when ``log_probs`` are there.
 
@@ -55,12 +55,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-# Polynomial hashing of prefixes: h(l + c) = (h(l) * BASE + c + 1) mod MODULUS, in two
-# independent 31-bit lanes packed into one int64 (products stay below 2**62).
-_MODULI = (2_147_483_629, 2_147_483_587)
-_BASES = (1_000_003, 999_983)
-_LANE_BITS = 31
-_LANE_MASK = (1 << _LANE_BITS) - 1
+_HASH_BITS = 62  # prefix hashes are >= 0; -1 and -2 mark "no parent" and "empty slot"
 
 
 class LMScorer(Protocol):
@@ -126,43 +121,33 @@ def _frame_mask(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
 
 @dataclass
 class _Beam:
-    """The beam of every utterance: each field is ``(B, W)``."""
+    """The beam of every utterance, its fields stacked so that one gather moves them all.
 
-    p_blank: Tensor  # log prob of the prefix's alignments ending in blank
-    p_label: Tensor  # ... ending in its last label
-    last: Tensor  # last token of the prefix, -1 for the empty prefix
-    key: Tensor  # hash of the prefix
-    parent_key: Tensor  # hash of the prefix without its last token (-1 for the empty prefix)
-    lm_state: Tensor
-    fusion: Tensor  # lm_weight * lm log prob + insertion_bonus * length, so far
-    lm_log_prob: Tensor  # the LM log prob alone, so far
+    ``scores`` ``(4, B, W)``: log probs of the prefix's alignments so far that end in
+    blank and in its last label, the fusion term so far (``lm_weight * LM +
+    insertion_bonus * length``), and the LM log prob alone. ``ids`` ``(4, B, W)``:
+    the last token (the blank for the empty prefix), the prefix's hash, its parent's
+    hash (-1 for the empty prefix), the LM state, the prefix's length. Empty slots
+    score -inf throughout.
+    """
+
+    scores: Tensor
+    ids: Tensor
 
     @classmethod
-    def start(cls, batch: int, width: int, lm_state: int, like: Tensor) -> "_Beam":
-        """Only the empty prefix, with probability 1; the other slots are empty (-inf)."""
-        ints = dict(dtype=torch.long, device=like.device)
-        p_blank = torch.full((batch, width), float("-inf"), dtype=like.dtype, device=like.device)
-        p_blank[:, 0] = 0.0
-        zeros = torch.zeros(batch, width, dtype=like.dtype, device=like.device)
-        return cls(
-            p_blank=p_blank,
-            p_label=torch.full_like(p_blank, float("-inf")),
-            last=torch.full((batch, width), -1, **ints),
-            key=torch.zeros(batch, width, **ints),
-            parent_key=torch.full((batch, width), -1, **ints),
-            lm_state=torch.full((batch, width), lm_state, **ints),
-            fusion=zeros,
-            lm_log_prob=zeros.clone(),
-        )
+    def start(cls, batch: int, width: int, blank: int, lm_state: int, like: Tensor) -> "_Beam":
+        """Only the empty prefix, with probability 1; the other slots are empty."""
+        scores = torch.full((4, batch, width), float("-inf"), dtype=like.dtype, device=like.device)
+        scores[0, :, 0] = 0.0
+        scores[2:, :, 0] = 0.0
+        ids = torch.tensor([blank, 0, -1, lm_state, 0], device=like.device)[:, None, None].repeat(1, batch, width)
+        return cls(scores, ids)
 
 
-def _extend_key(key: Tensor, token: Tensor) -> Tensor:
-    """Hash of ``prefix + token`` from the prefix's hash (both lanes at once)."""
-    lanes = []
-    for lane, (modulus, base) in enumerate(zip(_MODULI, _BASES)):
-        value = (key >> (_LANE_BITS * lane)) & _LANE_MASK
-        lanes.append((value * base + token + 1) % modulus)
-    return lanes[0] | (lanes[1] << _LANE_BITS)
+def _hash_codes(frames: int, vocab: int, device: torch.device) -> Tensor:
+    """A random code per (position, token), flattened: a prefix's hash is the XOR of its codes."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 1 << _HASH_BITS, (max(frames, 1) * vocab,), generator=generator).to(device)
 
 
 @dataclass
@@ -201,15 +186,15 @@ class _Candidates:
         return cls(tokens, torch.cat([log_p, dummy_log_p], dim=2), column)
 
 
-def _parents(beam: _Beam, alive: Tensor) -> tuple[Tensor, Tensor]:
+def _parents(key: Tensor, parent_key: Tensor, alive: Tensor) -> tuple[Tensor, Tensor]:
     """For each entry, whether its parent prefix is in the beam, and its slot.
 
     A binary search of each entry's parent hash among the sorted hashes: O(W log W).
     """
-    keys = beam.key.masked_fill(~alive, -2)  # dead slots match nothing (hashes are >= -1)
+    keys = key.masked_fill(~alive, -2)  # empty slots match nothing (hashes are >= -1)
     sorted_keys, order = keys.sort(dim=1)
-    position = torch.searchsorted(sorted_keys, beam.parent_key).clamp(max=keys.shape[1] - 1)
-    found = (sorted_keys.gather(1, position) == beam.parent_key) & alive
+    position = torch.searchsorted(sorted_keys, parent_key).clamp(max=keys.shape[1] - 1)
+    found = (sorted_keys.gather(1, position) == parent_key) & alive
     return found, order.gather(1, position)
 
 
@@ -217,6 +202,8 @@ def _step(
     beam: _Beam,
     frame: Tensor,
     candidates: tuple[Tensor, Tensor, Tensor],
+    parked: Tensor,
+    hash_codes: Tensor,
     blank: int,
     lm: LMScorer | None,
     lm_weight: float,
@@ -225,82 +212,79 @@ def _step(
 ) -> tuple[_Beam, Tensor, Tensor]:
     """One frame of the prefix beam search.
 
-    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`.
+    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`;
+    parked: ``(B, W)`` each row's dummy column in the flattened ``(W, K+1)`` extensions;
+    hash_codes: from `_hash_codes`.
     Returns the new beam, and for each new slot the old slot it came from and the
     token it emitted (-1 when the prefix did not grow): the back-pointers.
     """
     neg_inf = float("-inf")
     tokens, token_log_p, column = candidates
-    batch, width = beam.p_blank.shape
+    _, batch, width = beam.scores.shape
     columns = tokens.shape[1]
-    total = torch.logaddexp(beam.p_blank, beam.p_label)
-    has_last = beam.last >= 0
-    last = beam.last.clamp(min=0)
+    p_blank, p_label, fusion, lm_log_prob = beam.scores
+    last, key, parent_key, lm_state, _ = beam.ids
+    total = torch.logaddexp(p_blank, p_label)
     last_log_p = frame.gather(1, last)
 
     # Prefixes that do not grow: a blank, or the last label repeated (merged).
     stay_blank = total + frame[:, blank, None]
-    stay_label = torch.where(has_last, beam.p_label + last_log_p, neg_inf)
+    stay_label = p_label + last_log_p  # -inf for the empty prefix
 
     # An extension l+c that is already in the beam as entry j adds its mass to j.
-    has_parent, parent = _parents(beam, total > neg_inf)
-    from_parent = torch.where(
-        beam.last.gather(1, parent) == beam.last, beam.p_blank.gather(1, parent), total.gather(1, parent)
-    ) + last_log_p
+    has_parent, parent = _parents(key, parent_key, total > neg_inf)
+    from_parent = last_log_p + torch.where(
+        last.gather(1, parent) == last, p_blank.gather(1, parent), total.gather(1, parent)
+    )
     # The back-pointer follows the larger part, so timesteps follow the likelier alignment.
     reborn = has_parent & (from_parent > torch.maximum(stay_blank, stay_label))
     stay_label = torch.where(has_parent, torch.logaddexp(stay_label, from_parent), stay_label)
 
-    # Every extension, (B, W, K+1); repeating the last label extends only from p_blank.
+    # Every extension, (B, W, K+1); repeating the last label extends only from p_blank;
+    # those already counted in an entry, and the dummy column, are -inf.
     extend = total[:, :, None] + token_log_p[:, None, :]
-    last_column = torch.where(has_last, column.gather(1, last), columns - 1)
-    repeat = torch.where(last_column < columns - 1, beam.p_blank + last_log_p, neg_inf)
-    extend.scatter_(2, last_column[:, :, None], repeat[:, :, None])
-    # ... and those already counted in an existing entry are parked in the dummy column.
-    slots = torch.arange(width, device=frame.device)
-    counted = torch.where(has_parent, parent * columns + last_column, slots * columns + columns - 1)
-    extend.view(batch, -1).scatter_(1, counted, neg_inf)
+    last_column = column.gather(1, last)
+    extend.scatter_(2, last_column[:, :, None], (p_blank + last_log_p)[:, :, None])
+    extend.view(batch, -1).scatter_(1, torch.where(has_parent, parent * columns + last_column, parked), neg_inf)
+    extend[:, :, -1] = neg_inf
 
-    fusion = beam.fusion[:, :, None] + insertion_bonus
-    lm_log_p = next_lm_state = None
+    grown_fusion = (fusion + insertion_bonus)[:, :, None]
     if lm is not None:
-        lm_log_p, next_lm_state = lm.score(beam.lm_state[:, :, None], tokens[:, None, :])
-        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend)
-        fusion = fusion + lm_weight * lm_log_p
-    scores = torch.cat([torch.logaddexp(stay_blank, stay_label) + beam.fusion, (extend + fusion).view(batch, -1)], 1)
+        lm_log_p, next_lm_state = lm.score(lm_state[:, :, None], tokens[:, None, :])
+        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend).reshape(batch, -1)
+        grown_fusion = grown_fusion + lm_weight * lm_log_p.view_as(extend)
+    scores = torch.cat([torch.logaddexp(stay_blank, stay_label) + fusion, (extend + grown_fusion).view(batch, -1)], 1)
     best, chosen = scores.topk(width, dim=1)
     alive = best > (neg_inf if beam_threshold is None else best[:, :1] - beam_threshold)
 
-    # Decode each chosen candidate: a prefix kept (index < W) or an extension (w, k).
+    # Each chosen candidate is a prefix kept (index < W) or an extension (w, k).
     grows = chosen >= width
     ext_index = (chosen - width).clamp(min=0)
     source = torch.where(grows, ext_index // columns, chosen)
-    token = torch.where(grows, tokens.gather(1, ext_index % columns), -1)
-    stays_reborn = ~grows & reborn.gather(1, source)
-    back_source = torch.where(stays_reborn, parent.gather(1, source), source)
-    back_token = torch.where(stays_reborn, beam.last.gather(1, source), token)
+    token = tokens.gather(1, ext_index % columns)
+    kept_scores = torch.stack([stay_blank, stay_label, fusion, lm_log_prob]).gather(2, source.expand(4, -1, -1))
+    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+    reborn_here = reborn.gather(1, source) & ~grows
+    back_source = torch.where(reborn_here, parent.gather(1, source), source)
+    back_token = torch.where(grows, token, torch.where(reborn_here, kept_ids[0], -1))
 
-    kept_key = beam.key.gather(1, source)
-    new = _Beam(
-        p_blank=torch.where(grows | ~alive, neg_inf, stay_blank.gather(1, source)),
-        p_label=torch.where(
-            grows, extend.view(batch, -1).gather(1, ext_index), stay_label.gather(1, source)
-        ).masked_fill(~alive, neg_inf),
-        last=torch.where(grows, token, beam.last.gather(1, source)),
-        key=torch.where(grows, _extend_key(kept_key, token.clamp(min=0)), kept_key),
-        parent_key=torch.where(grows, kept_key, beam.parent_key.gather(1, source)),
-        lm_state=beam.lm_state,
-        fusion=beam.fusion.gather(1, source) + grows.to(beam.fusion.dtype) * insertion_bonus,
-        lm_log_prob=beam.lm_log_prob,
-    )
+    grown_lm_log_p = 0.0 if lm is None else lm_log_p.gather(1, ext_index)
+    grown_label = extend.view(batch, -1).gather(1, ext_index)
+    grown_scores = torch.stack([
+        torch.full_like(grown_label, neg_inf),
+        grown_label,
+        kept_scores[2] + insertion_bonus + lm_weight * grown_lm_log_p,
+        kept_scores[3] + grown_lm_log_p,
+    ])
+    _, kept_key, _, grown_state, kept_length = kept_ids
     if lm is not None:
-        chosen_lm_log_p = torch.where(grows, lm_log_p.reshape(batch, -1).gather(1, ext_index), 0.0)
-        new.fusion += lm_weight * chosen_lm_log_p
-        new.lm_log_prob = beam.lm_log_prob.gather(1, source) + chosen_lm_log_p
-        new.lm_state = torch.where(
-            grows, next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index),
-            beam.lm_state.gather(1, source),
-        )
+        grown_state = next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index)
+    grown_key = kept_key ^ hash_codes[kept_length * frame.shape[1] + token]
+    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
+    new = _Beam(
+        scores=torch.where(grows, grown_scores, kept_scores).masked_fill_(~alive, neg_inf),
+        ids=torch.where(grows, grown_ids, kept_ids),
+    )
     return new, back_source, back_token
 
 
@@ -353,12 +337,16 @@ def prefix_beam_search(
     frames = int(inside.sum(1).max()) if batch else 0
 
     candidates = _Candidates.of(emissions[:, :frames], blank, top_k, token_threshold)
-    beam = _Beam.start(batch, beam_size, lm.initial_state() if lm else 0, log_probs)
+    beam = _Beam.start(batch, beam_size, blank, lm.initial_state() if lm else 0, log_probs)
+    columns = candidates.tokens.shape[2]
+    parked = torch.arange(beam_size, device=log_probs.device).expand(batch, -1) * columns + columns - 1
+    hash_codes = _hash_codes(frames, vocab, log_probs.device)
     sources, emitted = [], []
     for t in range(frames):
         frame_candidates = (candidates.tokens[:, t], candidates.log_p[:, t], candidates.column[:, t])
         beam, source, token = _step(
-            beam, emissions[:, t], frame_candidates, blank, lm, lm_weight, insertion_bonus, beam_threshold
+            beam, emissions[:, t], frame_candidates, parked, hash_codes, blank, lm, lm_weight, insertion_bonus,
+            beam_threshold,
         )
         sources.append(source)
         emitted.append(token)
@@ -370,10 +358,11 @@ def _hypotheses(
     lm: LMScorer | None, lm_weight: float, nbest: int | None,
 ) -> list[list[Hypothesis]]:
     """The final beam as `Hypothesis` lists, ``</s>`` scored, best first."""
-    am = torch.logaddexp(beam.p_blank, beam.p_label)
-    score, lm_total = am + beam.fusion, beam.lm_log_prob
+    p_blank, p_label, fusion, lm_total = beam.scores
+    am = torch.logaddexp(p_blank, p_label)
+    score = am + fusion
     if lm is not None:
-        end = lm.final_score(beam.lm_state).to(am.dtype)
+        end = lm.final_score(beam.ids[3]).to(am.dtype)
         score, lm_total = score + lm_weight * end, lm_total + end
     keep = min(nbest or score.shape[1], score.shape[1])
     score, slots = score.topk(keep, dim=1)
