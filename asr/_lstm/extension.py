@@ -1,0 +1,96 @@
+"""Builds, caches and loads the C++ time loop (recurrence.cpp) for CPU tensors.
+
+The library is compiled once per source, compiler flags and torch version, by the
+system C++ compiler against torch's own headers and libraries (no ninja, no Python
+headers), into ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
+Later imports only load it. Anything that goes wrong (no compiler, a failed build)
+leaves `ops()` returning None, with one warning, and asr.lstm then runs the same
+algorithm in plain torch ops. ``ASR_LSTM_KERNEL=torch`` skips the build altogether.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("recurrence.cpp")
+NAMESPACE = "asr_peephole_lstm"  # the TORCH_LIBRARY namespace in recurrence.cpp
+
+
+def _cpu_flags() -> list[str]:
+    """Vector instructions for the gate loop, only where this CPU (as torch sees it) has them."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2", "-mfma"]
+    return []
+
+
+def _commands(obj: Path, lib: Path) -> tuple[list[str], list[str]]:
+    """Compile and link commands. -ffast-math only when compiling, so that the
+    compiler uses glibc's vector exp/tanh but does not link crtfastmath, which
+    would switch the whole process to flush-to-zero."""
+    from torch.utils import cpp_extension
+
+    cxx = os.environ.get("CXX", "c++")
+    includes = [f"-I{path}" for path in cpp_extension.include_paths()]
+    abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+    compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-ffast-math", abi, *_cpu_flags(),
+                *includes, "-c", str(SOURCE), "-o", str(obj)]
+    lib_dir = cpp_extension.library_paths()[0]
+    link = [cxx, "-shared", str(obj), "-o", str(lib), f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}",
+            "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
+    return compile_, link
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
+    return Path(root)
+
+
+def library_path() -> Path:
+    """Where the built library lives: named by a hash of everything that shapes it."""
+    compile_, link = _commands(Path("obj"), Path("lib"))
+    key = hashlib.sha256()
+    key.update(SOURCE.read_bytes())
+    key.update(" ".join(compile_ + link).encode())
+    key.update(torch.__version__.encode())
+    return _cache_dir() / f"{NAMESPACE}_{key.hexdigest()[:16]}" / "recurrence.so"
+
+
+def build(lib: Path) -> None:
+    """Compiles into a temporary folder beside `lib`, then renames: a build that
+    fails or races another process never leaves a half-written library behind."""
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+        obj, tmp_lib = Path(tmp) / "recurrence.o", Path(tmp) / "recurrence.so"
+        for command in _commands(obj, tmp_lib):
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(command[:2])} ... failed:\n{done.stderr[-2000:]}")
+        os.replace(tmp_lib, lib)
+
+
+@functools.cache
+def ops():
+    """The loaded ops (``forward``, ``backward``), or None where they cannot be had."""
+    if os.environ.get("ASR_LSTM_KERNEL", "auto") == "torch":
+        return None
+    try:
+        if shutil.which(os.environ.get("CXX", "c++")) is None:
+            raise RuntimeError("no C++ compiler on PATH")
+        lib = library_path()
+        if not lib.exists():
+            build(lib)
+        torch.ops.load_library(str(lib))
+        return getattr(torch.ops, NAMESPACE)
+    except Exception as error:  # any failure here only costs speed
+        warnings.warn(f"asr.lstm: C++ kernel unavailable, using the plain torch loop ({error})",
+                      RuntimeWarning, stacklevel=2)
+        return None

@@ -1,0 +1,389 @@
+"""CTC decoders on plain log-probability tensors: best path and prefix beam search.
+
+Both take ``log_probs`` of shape ``(B, T, V)`` (log-softmax outputs, batch-first,
+blank at index ``blank``) and ``lengths`` ``(B,)``; frames past an utterance's
+length are ignored.
+
+- `greedy`: best-path decoding (Graves et al. 2006, "Connectionist Temporal
+  Classification", sec. 3.2): the most probable label per frame, repeats merged,
+  blanks removed.
+- `prefix_beam_search`: CTC prefix search (Graves et al. 2006, sec. 3.2; Graves
+  2012, "Supervised Sequence Labelling", alg. 7.1) in the beam-search form of
+  Hannun et al. 2014 (arXiv:1408.2873, alg. 1). Each prefix ``l`` keeps the log
+  probability of its alignments so far that end in blank, ``p_b(l)``, and in its
+  last label, ``p_nb(l)``. At frame t with emissions ``y``::
+
+      p_b'(l)    = logsumexp(p_b(l), p_nb(l)) + y[blank]
+      p_nb'(l)   = p_nb(l) + y[last(l)]                         (repeat merged)
+      p_nb'(l+c) = (c == last(l) ? p_b(l) : logsumexp(p_b(l), p_nb(l))) + y[c]
+
+  and an extension ``l+c`` that is already in the beam has its mass added to that
+  entry. The score of a prefix is ``logsumexp(p_b, p_nb)``: the log probability of
+  the labelling summed over all its alignments, so with an unbounded beam the
+  search is exact and a final score equals ``-ctc_loss``.
+
+Shallow fusion (Gulcehre et al. 2015; Hannun et al. 2014 eq. 2): with an LM the
+search ranks prefixes by ``log P_ctc + lm_weight * log P_lm + insertion_bonus * len``
+(natural logs; ``len`` counts the tokens of the prefix). The LM is applied where
+its scorer says: a token-level LM scores every token extension; a word-level LM
+over a character model scores a word when the space token ends it, and the last
+word at the end of the utterance. At the end the LM's ``</s>`` is added.
+
+How the search is vectorised: the beam of every utterance is a set of ``(B, W)``
+tensors (``p_b``, ``p_nb``, last token, prefix hash, ...). Each frame forms all
+``W * K`` extensions (K = the tokens kept by pruning) with tensor ops, finds which
+extensions already sit in the beam by comparing each entry's parent hash with
+every entry's hash (``(B, W, W)``), and keeps the best ``W`` of the ``W + W*K``
+candidates with one ``topk``. Prefix identity is a tabulation hash (Zobrist
+1970): the XOR of a random 62-bit code per (position, token), so two different
+prefixes collide with probability 2**-62. Tokens are recovered at the end by
+following per-frame back-pointers. Only the loop over frames is in Python, so the
+same code runs batched on the GPU when ``log_probs`` are there.
+
+Token pruning as in flashlight's lexicon-free decoder (Kahn et al. 2022,
+arXiv:2201.12465): ``top_k`` keeps the best k tokens of each frame,
+``token_threshold`` drops tokens whose log-probability is more than this below the
+frame's best, ``beam_threshold`` drops candidates scoring more than this below the
+best candidate of the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+_HASH_BITS = 62  # prefix hashes are >= 0; -1 and -2 mark "no parent" and "empty slot"
+
+
+class LMScorer(Protocol):
+    """What the beam search asks of a language model.
+
+    States are int64 tensors (opaque to the search); every method is elementwise,
+    with broadcasting: the search scores ``(B, W, 1)`` states against ``(B, 1, K)``
+    tokens, so per-state work can stay small. Scores are natural logs.
+    """
+
+    def initial_state(self) -> int:
+        """The state before the first token (after ``<s>``)."""
+
+    def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probability of each token (model ids, never the blank) after each
+        state, and the states that follow."""
+
+    def final_score(self, states: Tensor) -> Tensor:
+        """Log-probability of ending here (``</s>``, and any word not yet scored)."""
+
+
+@dataclass
+class Hypothesis:
+    """One labelling found by the search.
+
+    ``score`` ranks hypotheses: ``am_score + lm_weight * lm_score +
+    insertion_bonus * len(tokens)``. ``am_score`` is the CTC log probability of the
+    labelling summed over its alignments (kept by the beam), ``lm_score`` the LM's
+    natural-log probability of it, ``</s>`` included (0 without an LM).
+    ``timesteps[i]`` is the frame where the likeliest alignment the beam kept
+    first emits ``tokens[i]`` (where prefixes merge, the larger part decides).
+    """
+
+    tokens: list[int]
+    score: float
+    am_score: float
+    lm_score: float = 0.0
+    timesteps: list[int] = field(default_factory=list)
+
+
+def greedy(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[list[int]]:
+    """Best-path decoding: argmax per frame, repeats merged, blanks removed.
+
+    log_probs: ``(B, T, V)``; lengths: ``(B,)`` frames per utterance (``None``: all T).
+    Returns one token-id list per utterance.
+    """
+    best = log_probs.argmax(-1)
+    keep = best != blank
+    keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+    keep &= _frame_mask(log_probs, lengths)
+    best, keep = best.cpu(), keep.cpu()
+    return [row[mask].tolist() for row, mask in zip(best, keep)]
+
+
+def _frame_mask(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
+    """``(B, T)`` True on the frames inside each utterance."""
+    batch, frames, _ = log_probs.shape
+    if lengths is None:
+        return torch.ones(batch, frames, dtype=torch.bool, device=log_probs.device)
+    lengths = torch.as_tensor(lengths, device=log_probs.device)
+    return torch.arange(frames, device=log_probs.device) < lengths[:, None]
+
+
+@dataclass
+class _Beam:
+    """The beam of every utterance, its fields stacked so that one gather moves them all.
+
+    ``scores`` ``(4, B, W)``: log probs of the prefix's alignments so far that end in
+    blank and in its last label, the fusion term so far (``lm_weight * LM +
+    insertion_bonus * length``), and the LM log prob alone. ``ids`` ``(4, B, W)``:
+    the last token (the blank for the empty prefix), the prefix's hash, its parent's
+    hash (-1 for the empty prefix), the LM state, the prefix's length. Empty slots
+    score -inf throughout.
+    """
+
+    scores: Tensor
+    ids: Tensor
+
+    @classmethod
+    def start(cls, batch: int, width: int, blank: int, lm_state: int, like: Tensor) -> "_Beam":
+        """Only the empty prefix, with probability 1; the other slots are empty."""
+        scores = torch.full((4, batch, width), float("-inf"), dtype=like.dtype, device=like.device)
+        scores[0, :, 0] = 0.0
+        scores[2:, :, 0] = 0.0
+        ids = torch.tensor([blank, 0, -1, lm_state, 0], device=like.device)[:, None, None].repeat(1, batch, width)
+        return cls(scores, ids)
+
+
+def _hash_codes(frames: int, vocab: int, device: torch.device) -> Tensor:
+    """A random code per (position, token), flattened: a prefix's hash is the XOR of its codes."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 1 << _HASH_BITS, (max(frames, 1) * vocab,), generator=generator).to(device)
+
+
+@dataclass
+class _Candidates:
+    """The tokens each frame may extend a prefix with, for all frames at once.
+
+    ``tokens``/``log_p`` ``(B, T, K + 1)``: candidate ids and their log probs; the
+    last column is a dummy (the blank, log prob -inf), where extensions that must
+    not count are parked. ``column`` ``(B, T, V)``: each token's column (K if none).
+    """
+
+    tokens: Tensor
+    log_p: Tensor
+    column: Tensor
+
+    @classmethod
+    def of(cls, emissions: Tensor, blank: int, top_k: int | None, token_threshold: float | None) -> "_Candidates":
+        batch, frames, vocab = emissions.shape
+        device = emissions.device
+        dummy_log_p = torch.full((batch, frames, 1), float("-inf"), dtype=emissions.dtype, device=device)
+        labels = emissions.index_fill(2, torch.tensor([blank], device=device), float("-inf"))
+        if top_k is not None and top_k < vocab - 1:
+            log_p, tokens = labels.topk(top_k, dim=2)
+            column = torch.full((batch, frames, vocab), top_k, dtype=torch.long, device=device)
+            column.scatter_(2, tokens, torch.arange(top_k, device=device).expand_as(tokens))
+        else:
+            ids = torch.tensor([c for c in range(vocab) if c != blank], device=device)
+            tokens, log_p = ids.expand(batch, frames, -1), emissions[:, :, ids]
+            column = torch.arange(vocab, device=device) - (torch.arange(vocab, device=device) > blank).long()
+            column = column.masked_fill(torch.arange(vocab, device=device) == blank, vocab - 1)
+            column = column.expand(batch, frames, -1)
+        if token_threshold is not None:
+            floor = emissions.max(dim=2, keepdim=True).values - token_threshold
+            log_p = log_p.masked_fill(log_p < floor, float("-inf"))
+        tokens = torch.cat([tokens, torch.full_like(tokens[:, :, :1], blank)], dim=2)
+        return cls(tokens, torch.cat([log_p, dummy_log_p], dim=2), column)
+
+
+def _parents(key: Tensor, parent_key: Tensor, alive: Tensor) -> tuple[Tensor, Tensor]:
+    """For each entry, whether its parent prefix is in the beam, and its slot.
+
+    A binary search of each entry's parent hash among the sorted hashes: O(W log W).
+    """
+    keys = key.masked_fill(~alive, -2)  # empty slots match nothing (hashes are >= -1)
+    sorted_keys, order = keys.sort(dim=1)
+    position = torch.searchsorted(sorted_keys, parent_key).clamp(max=keys.shape[1] - 1)
+    found = (sorted_keys.gather(1, position) == parent_key) & alive
+    return found, order.gather(1, position)
+
+
+def _step(
+    beam: _Beam,
+    frame: Tensor,
+    candidates: tuple[Tensor, Tensor, Tensor],
+    parked: Tensor,
+    hash_codes: Tensor,
+    blank: int,
+    lm: LMScorer | None,
+    lm_weight: float,
+    insertion_bonus: float,
+    beam_threshold: float | None,
+) -> tuple[_Beam, Tensor, Tensor]:
+    """One frame of the prefix beam search.
+
+    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`;
+    parked: ``(B, W)`` each row's dummy column in the flattened ``(W, K+1)`` extensions;
+    hash_codes: from `_hash_codes`.
+    Returns the new beam, and for each new slot the old slot it came from and the
+    token it emitted (-1 when the prefix did not grow): the back-pointers.
+    """
+    neg_inf = float("-inf")
+    tokens, token_log_p, column = candidates
+    _, batch, width = beam.scores.shape
+    columns = tokens.shape[1]
+    p_blank, p_label, fusion, lm_log_prob = beam.scores
+    last, key, parent_key, lm_state, _ = beam.ids
+    total = torch.logaddexp(p_blank, p_label)
+    last_log_p = frame.gather(1, last)
+
+    # Prefixes that do not grow: a blank, or the last label repeated (merged).
+    stay_blank = total + frame[:, blank, None]
+    stay_label = p_label + last_log_p  # -inf for the empty prefix
+
+    # An extension l+c that is already in the beam as entry j adds its mass to j.
+    has_parent, parent = _parents(key, parent_key, total > neg_inf)
+    from_parent = last_log_p + torch.where(
+        last.gather(1, parent) == last, p_blank.gather(1, parent), total.gather(1, parent)
+    )
+    # The back-pointer follows the larger part, so timesteps follow the likelier alignment.
+    reborn = has_parent & (from_parent > torch.maximum(stay_blank, stay_label))
+    stay_label = torch.where(has_parent, torch.logaddexp(stay_label, from_parent), stay_label)
+
+    # Every extension, (B, W, K+1); repeating the last label extends only from p_blank;
+    # those already counted in an entry, and the dummy column, are -inf.
+    extend = total[:, :, None] + token_log_p[:, None, :]
+    last_column = column.gather(1, last)
+    extend.scatter_(2, last_column[:, :, None], (p_blank + last_log_p)[:, :, None])
+    extend.view(batch, -1).scatter_(1, torch.where(has_parent, parent * columns + last_column, parked), neg_inf)
+    extend[:, :, -1] = neg_inf
+
+    grown_fusion = (fusion + insertion_bonus)[:, :, None]
+    if lm is not None:
+        lm_log_p, next_lm_state = lm.score(lm_state[:, :, None], tokens[:, None, :])
+        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend).reshape(batch, -1)
+        grown_fusion = grown_fusion + lm_weight * lm_log_p.view_as(extend)
+    scores = torch.cat([torch.logaddexp(stay_blank, stay_label) + fusion, (extend + grown_fusion).view(batch, -1)], 1)
+    best, chosen = scores.topk(width, dim=1)
+    alive = best > (neg_inf if beam_threshold is None else best[:, :1] - beam_threshold)
+
+    # Each chosen candidate is a prefix kept (index < W) or an extension (w, k).
+    grows = chosen >= width
+    ext_index = (chosen - width).clamp(min=0)
+    source = torch.where(grows, ext_index // columns, chosen)
+    token = tokens.gather(1, ext_index % columns)
+    kept_scores = torch.stack([stay_blank, stay_label, fusion, lm_log_prob]).gather(2, source.expand(4, -1, -1))
+    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+    reborn_here = reborn.gather(1, source) & ~grows
+    back_source = torch.where(reborn_here, parent.gather(1, source), source)
+    back_token = torch.where(grows, token, torch.where(reborn_here, kept_ids[0], -1))
+
+    grown_lm_log_p = 0.0 if lm is None else lm_log_p.gather(1, ext_index)
+    grown_label = extend.view(batch, -1).gather(1, ext_index)
+    grown_scores = torch.stack([
+        torch.full_like(grown_label, neg_inf),
+        grown_label,
+        kept_scores[2] + insertion_bonus + lm_weight * grown_lm_log_p,
+        kept_scores[3] + grown_lm_log_p,
+    ])
+    _, kept_key, _, grown_state, kept_length = kept_ids
+    if lm is not None:
+        grown_state = next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index)
+    grown_key = kept_key ^ hash_codes[kept_length * frame.shape[1] + token]
+    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
+    new = _Beam(
+        scores=torch.where(grows, grown_scores, kept_scores).masked_fill_(~alive, neg_inf),
+        ids=torch.where(grows, grown_ids, kept_ids),
+    )
+    return new, back_source, back_token
+
+
+def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> tuple[Tensor, Tensor]:
+    """Follow the back-pointers from the final ``slots`` ``(B, N)``.
+
+    Returns ``(B, N, T)`` tokens emitted at each frame (-1 for none) on the CPU.
+    """
+    frames = []
+    for source, token in zip(reversed(sources), reversed(emitted)):
+        frames.append(token.gather(1, slots))
+        slots = source.gather(1, slots)
+    return torch.stack(frames[::-1], dim=-1).cpu()
+
+
+def prefix_beam_search(
+    log_probs: Tensor,
+    lengths: Tensor | None = None,
+    beam_size: int = 16,
+    blank: int = 0,
+    lm: LMScorer | None = None,
+    lm_weight: float = 0.0,
+    insertion_bonus: float = 0.0,
+    top_k: int | None = None,
+    token_threshold: float | None = None,
+    beam_threshold: float | None = None,
+    nbest: int | None = None,
+) -> list[list[Hypothesis]]:
+    """CTC prefix beam search, batched and vectorised, with optional shallow fusion.
+
+    log_probs: ``(B, T, V)`` log-softmax outputs on any device; lengths: ``(B,)``
+    (``None``: all T frames). beam_size: prefixes kept per utterance. lm: a scorer
+    (`LMScorer`, e.g. `asr.lm.NGramTokenScorer` or `asr.lm.NGramWordScorer`) fused
+    with weight ``lm_weight``; ``insertion_bonus`` is added per token. top_k,
+    token_threshold, beam_threshold: pruning (see the module docstring; ``None``
+    prunes nothing). nbest: hypotheses returned per utterance (``None``: the beam).
+
+    Returns, per utterance, its hypotheses best first (``score`` descending).
+    """
+    if beam_size < 1:
+        raise ValueError("beam_size must be at least 1")
+    batch, _, vocab = log_probs.shape
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    inside = _frame_mask(log_probs, lengths)
+    # Past its end an utterance sees certain blanks: p_b + p_nb is kept and nothing grows.
+    padding = torch.full((vocab,), float("-inf"), dtype=log_probs.dtype, device=log_probs.device)
+    padding[blank] = 0.0
+    emissions = torch.where(inside[:, :, None], log_probs, padding)
+    frames = int(inside.sum(1).max()) if batch else 0
+
+    candidates = _Candidates.of(emissions[:, :frames], blank, top_k, token_threshold)
+    beam = _Beam.start(batch, beam_size, blank, lm.initial_state() if lm else 0, log_probs)
+    columns = candidates.tokens.shape[2]
+    parked = torch.arange(beam_size, device=log_probs.device).expand(batch, -1) * columns + columns - 1
+    hash_codes = _hash_codes(frames, vocab, log_probs.device)
+    sources, emitted = [], []
+    for t in range(frames):
+        frame_candidates = (candidates.tokens[:, t], candidates.log_p[:, t], candidates.column[:, t])
+        beam, source, token = _step(
+            beam, emissions[:, t], frame_candidates, parked, hash_codes, blank, lm, lm_weight, insertion_bonus,
+            beam_threshold,
+        )
+        sources.append(source)
+        emitted.append(token)
+    return _hypotheses(beam, sources, emitted, lm, lm_weight, nbest)
+
+
+def _hypotheses(
+    beam: _Beam, sources: list[Tensor], emitted: list[Tensor],
+    lm: LMScorer | None, lm_weight: float, nbest: int | None,
+) -> list[list[Hypothesis]]:
+    """The final beam as `Hypothesis` lists, ``</s>`` scored, best first."""
+    p_blank, p_label, fusion, lm_total = beam.scores
+    am = torch.logaddexp(p_blank, p_label)
+    score = am + fusion
+    if lm is not None:
+        end = lm.final_score(beam.ids[3]).to(am.dtype)
+        score, lm_total = score + lm_weight * end, lm_total + end
+    keep = min(nbest or score.shape[1], score.shape[1])
+    score, slots = score.topk(keep, dim=1)
+    am, lm_total = am.gather(1, slots), lm_total.gather(1, slots)
+    if sources:
+        paths = _backtrack(sources, emitted, slots)
+    else:
+        paths = torch.full((*slots.shape, 0), -1, dtype=torch.long)
+    score, am, lm_total = score.cpu().tolist(), am.cpu().tolist(), lm_total.cpu().tolist()
+    results = []
+    for b, utterance_paths in enumerate(paths.numpy()):
+        hypotheses = []
+        for n, path in enumerate(utterance_paths):
+            if score[b][n] == float("-inf"):
+                break
+            (frames,) = (path >= 0).nonzero()
+            hypotheses.append(
+                Hypothesis(path[frames].tolist(), score[b][n], am[b][n], lm_total[b][n], frames.tolist())
+            )
+        results.append(hypotheses)
+    return results
+
+
+__all__ = ["Hypothesis", "LMScorer", "greedy", "prefix_beam_search"]

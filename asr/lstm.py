@@ -1,0 +1,230 @@
+"""Stacked bidirectional LSTM with peephole connections: exact, and as fast as nn.LSTM.
+
+Per direction (Gers, Schraudolph & Schmidhuber 2002; Graves, Mohamed & Hinton 2013,
+eqs. 3-7), with x_t the input and h, c zero before the first frame:
+
+    i_t = σ(W_xi x_t + W_hi h_{t-1} + p_i ⊙ c_{t-1} + b_i)
+    f_t = σ(W_xf x_t + W_hf h_{t-1} + p_f ⊙ c_{t-1} + b_f)
+    g_t = tanh(W_xg x_t + W_hg h_{t-1} + b_g)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    o_t = σ(W_xo x_t + W_ho h_{t-1} + p_o ⊙ c_t + b_o)
+    h_t = o_t ⊙ tanh(c_t)
+
+The reverse direction starts at each sequence's own last frame; outputs at padded
+frames are zero. nn.LSTM (and cuDNN, oneDNN) have no peepholes, hence this layer.
+
+How it is fast:
+- one GEMM per layer projects every frame of both directions (W_x x + b);
+- the time loop is a `torch.autograd.Function` with a hand-written backward
+  (backpropagation through time, Graves' thesis sec. 4.6.2), so autograd sees one
+  node per layer instead of thousands of small ops; the weight gradients are then
+  one GEMM each over all frames;
+- on CPU the loop runs in C++ (asr/_lstm/recurrence.cpp): the two directions on two
+  threads, one GEMM and one fused, vectorised gate loop per step. Elsewhere, or when
+  the C++ build is unavailable, the same algorithm runs in torch ops
+  (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
+
+With ``peepholes=False`` the layer is a plain LSTM and runs on torch's own
+(cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from asr._lstm import extension
+from asr._lstm import recurrence as torch_loop
+
+
+def _kernel(device: torch.device):
+    """The time loop to run on `device`: the C++ ops on CPU when built, else torch ops."""
+    ops = extension.ops() if device.type == "cpu" else None
+    return ops if ops is not None else torch_loop
+
+
+def _no_autocast(device: torch.device):
+    # The recurrence runs in its parameters' precision (float32 under bf16 autocast).
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _sum_over_steps(pair, now: torch.Tensor, before: torch.Tensor, d: int) -> torch.Tensor:
+    """Σ over every step of direction d of pair(now[frame], before[the frame of the step
+    before]), for (B, T, dirs, K) tensors that are zero at padding (so a sequence's
+    first step pairs with zero).
+
+    The step before frame t is t - 1 (direction 0) or t + 1 (direction 1). Flattening
+    (B, T) into rows makes that a row offset of one, a single GEMM over strided views
+    without copies; the one pair per sequence boundary that the offset wrongly joins
+    (last frame of one sequence, first of the next) is then taken away."""
+    rows = lambda y: y[:, :, d].flatten(0, 1)
+    if d == 0:
+        return pair(rows(now)[1:], rows(before)[:-1]) - pair(now[1:, 0, d], before[:-1, -1, d])
+    return pair(rows(now)[:-1], rows(before)[1:]) - pair(now[:-1, -1, d], before[1:, 0, d])
+
+
+def _outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a.t() @ b
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(0)
+
+
+class _Recurrence(torch.autograd.Function):
+    """h = the peephole LSTM time loop over gate inputs xg = W_x x + b, (B, T, dirs, 4H)."""
+
+    @staticmethod
+    def forward(ctx, xg, w_hh, peep, lengths):
+        kernel = _kernel(xg.device)
+        with _no_autocast(xg.device):
+            h, c, act = kernel.forward(xg.contiguous(), w_hh.contiguous(), peep.contiguous(), lengths)
+        ctx.kernel = kernel
+        ctx.save_for_backward(w_hh, peep, lengths, h, c, act)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        w_hh, peep, lengths, h, c, act = ctx.saved_tensors
+        with _no_autocast(grad_h.device):
+            dz = ctx.kernel.backward(grad_h.contiguous(), w_hh.contiguous(), peep.contiguous(),
+                                     c, act, lengths)
+            dirs, H = h.shape[2], h.shape[3]
+            d_w_hh = torch.stack([_sum_over_steps(_outer, dz, h, d) for d in range(dirs)])
+            # peepholes: p_i, p_f see c_{t-1}, p_o sees c_t
+            d_peep = torch.stack([
+                torch.stack([_sum_over_steps(_dot, dz[..., :H], c, d),
+                             _sum_over_steps(_dot, dz[..., H:2 * H], c, d),
+                             _dot(dz[:, :, d, 3 * H:].flatten(0, 1), c[:, :, d].flatten(0, 1))])
+                for d in range(dirs)])
+        return dz, d_w_hh, d_peep, None
+
+
+class PeepholeLSTM(nn.Module):
+    """Stacked (bidirectional) LSTM with peephole connections, batch-first.
+
+    Parameters, for layer k and suffix "" (forward) or "_reverse": ``weight_ih_l{k}``
+    (4H, D_in), ``weight_hh_l{k}`` (4H, H), ``bias_l{k}`` (4H,), gate rows i, f, g, o
+    as in nn.LSTM, and with peepholes ``peephole_l{k}`` (3, H), rows p_i, p_f, p_o.
+    Layer k > 0 reads the concatenated [forward, reverse] outputs of layer k - 1.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = True, peepholes: bool = True):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.peepholes = peepholes
+        H = hidden_size
+        for k in range(num_layers):
+            layer_input = input_size if k == 0 else self.num_directions * H
+            for sfx in self._suffixes:
+                self.register_parameter(f"weight_ih_l{k}{sfx}", nn.Parameter(torch.empty(4 * H, layer_input)))
+                self.register_parameter(f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(4 * H, H)))
+                self.register_parameter(f"bias_l{k}{sfx}", nn.Parameter(torch.empty(4 * H)))
+                if peepholes:
+                    self.register_parameter(f"peephole_l{k}{sfx}", nn.Parameter(torch.empty(3, H)))
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def reset_parameters(self, init_range: float = 0.1) -> None:
+        """Every weight, bias and peephole uniform in [-init_range, init_range] (Graves 2013)."""
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.uniform_(-init_range, init_range)
+
+    def _layer_parameters(self, k: int, name: str) -> list[torch.Tensor]:
+        return [getattr(self, f"{name}_l{k}{sfx}") for sfx in self._suffixes]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T, input_size), lengths (B,) -> (B, T, num_directions * hidden_size)."""
+        lengths = self._checked_lengths(x, lengths)
+        if not self.peepholes:
+            return self._plain_forward(x, lengths)
+        B, T, _ = x.shape
+        steps = int(lengths.max())
+        y = x[:, :steps]  # frames past every sequence's end need no work
+        dirs, H = self.num_directions, self.hidden_size
+        for k in range(self.num_layers):
+            w_ih, w_hh, bias, peep = (self._layer_parameters(k, name)
+                                      for name in ("weight_ih", "weight_hh", "bias", "peephole"))
+            xg = F.linear(y, torch.cat(w_ih), torch.cat(bias)).view(B, steps, dirs, 4 * H)
+            dtype = torch.promote_types(w_hh[0].dtype, torch.float32)
+            h = _Recurrence.apply(xg.to(dtype), torch.stack(w_hh).to(dtype),
+                                  torch.stack(peep).to(dtype), lengths)
+            y = h.view(B, steps, dirs * H)
+        return F.pad(y, (0, 0, 0, T - steps))
+
+    def _checked_lengths(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"PeepholeLSTM expects x of shape (B, T, {self.input_size}), got {tuple(x.shape)}")
+        lengths = torch.as_tensor(lengths).to("cpu", torch.long)
+        if lengths.shape != (x.shape[0],):
+            raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+        if len(lengths) and not (1 <= int(lengths.min()) and int(lengths.max()) <= x.shape[1]):
+            raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got {lengths.tolist()}")
+        return lengths
+
+    def _plain_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """peepholes=False: torch's own LSTM on packed sequences, with a zero second bias."""
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        weights = []
+        for k in range(self.num_layers):
+            for w_ih, w_hh, bias in zip(*(self._layer_parameters(k, name)
+                                          for name in ("weight_ih", "weight_hh", "bias"))):
+                weights += [w_ih, w_hh, bias, torch.zeros_like(bias)]
+        state = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
+        out, _, _ = torch._VF.lstm(packed.data, packed.batch_sizes, (state, state), weights, True,
+                                   self.num_layers, 0.0, self.training, self.bidirectional)
+        out = PackedSequence(out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+    @classmethod
+    def from_torch(cls, lstm: nn.LSTM) -> "PeepholeLSTM":
+        """A PeepholeLSTM with `lstm`'s weights (bias = bias_ih + bias_hh) and zero
+        peepholes, which computes what `lstm` computes on packed sequences."""
+        if not isinstance(lstm, nn.LSTM):
+            raise ValueError(f"from_torch needs an nn.LSTM, got {type(lstm).__name__}")
+        if lstm.proj_size > 0:
+            raise ValueError("from_torch cannot copy an nn.LSTM with proj_size > 0: "
+                             "PeepholeLSTM has no projection layer")
+        if lstm.dropout > 0 and lstm.num_layers > 1:
+            raise ValueError(f"from_torch cannot copy an nn.LSTM with dropout={lstm.dropout}: "
+                             "PeepholeLSTM has no dropout between layers (apply it outside)")
+        weight = lstm.weight_ih_l0
+        new = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bidirectional, peepholes=True)
+        new = new.to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            for k in range(lstm.num_layers):
+                for sfx in new._suffixes:
+                    source = lambda name: getattr(lstm, f"{name}_l{k}{sfx}")
+                    getattr(new, f"weight_ih_l{k}{sfx}").copy_(source("weight_ih"))
+                    getattr(new, f"weight_hh_l{k}{sfx}").copy_(source("weight_hh"))
+                    bias = getattr(new, f"bias_l{k}{sfx}")
+                    if lstm.bias:
+                        bias.copy_(source("bias_ih") + source("bias_hh"))
+                    else:
+                        bias.zero_()
+                    getattr(new, f"peephole_l{k}{sfx}").zero_()
+        return new
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, peepholes={self.peepholes}")

@@ -1,0 +1,171 @@
+"""Our prefix beam search against flashlight's lexicon-free CTC decoder (torchaudio).
+
+Both decode the same synthetic emissions (B utterances of T frames, V outputs,
+blank 0) without an LM, at the same beam size, tokens per frame
+(``top_k`` = flashlight's ``beam_size_token``) and beam threshold. For each
+setting it prints the agreement of the top hypotheses (percent identical) on
+peaked and on softer emissions; on the softer ones, where they differ, which top
+labelling is the more probable by the exact CTC probability (``-ctc_loss``, all
+alignments); and the time ratio ours / flashlight: the median
+over interleaved repeats, both on one thread (flashlight decodes one utterance at
+a time on one core; ``--threads`` gives torch more).
+
+The emissions come from a known labelling: labels held 1-5 frames, blank runs of
+0-4 frames between them, ``sharpness`` added to the path's logits over unit
+Gaussian noise, then log-softmax.
+
+flashlight's lexicon-free decoder needs a silence token. It gets one more output,
+"|", whose log probability is -1e4 at every frame so it never fires; flashlight
+still opens (and may close) every hypothesis with it, so "|" is removed from its
+output before comparing. Its cost is one more column of the emissions.
+
+Run: python benchmarks/decode.py [--repeats 5] [--threads 1] [--batch 16 --frames 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asr.decoding import prefix_beam_search  # noqa: E402
+
+BLANK, SILENCE = "<blank>", "|"
+
+
+def synthetic_emissions(batch: int, frames: int, vocab: int, sharpness: float, seed: int) -> torch.Tensor:
+    """``(B, T, V)`` log probs peaked along a random labelling's alignment."""
+    generator = torch.Generator().manual_seed(seed)
+    paths = torch.zeros(batch, frames, dtype=torch.long)
+    for b in range(batch):
+        t = 0
+        while t < frames:
+            t += int(torch.randint(0, 5, (), generator=generator))  # blanks
+            label = int(torch.randint(1, vocab, (), generator=generator))
+            hold = int(torch.randint(1, 6, (), generator=generator))
+            paths[b, t : t + hold] = label
+            t += hold
+    logits = torch.randn(batch, frames, vocab, generator=generator)
+    logits.scatter_add_(2, paths[:, :, None], torch.full((batch, frames, 1), sharpness))
+    return logits.log_softmax(-1)
+
+
+class Flashlight:
+    """torchaudio's ctc_decoder, lexicon-free, with a silence output that never fires."""
+
+    def __init__(self, vocab: int, beam_size: int, top_k: int | None, beam_threshold: float):
+        from torchaudio.models.decoder import ctc_decoder
+
+        tokens = [BLANK] + [f"t{i}" for i in range(1, vocab)] + [SILENCE]
+        self.silence = vocab
+        self.decoder = ctc_decoder(
+            lexicon=None, tokens=tokens, lm=None, nbest=1, beam_size=beam_size,
+            beam_size_token=min(top_k or vocab, vocab), beam_threshold=beam_threshold,
+            blank_token=BLANK, sil_token=SILENCE,
+        )
+
+    def prepare(self, log_probs: torch.Tensor) -> torch.Tensor:
+        silence = torch.full((*log_probs.shape[:2], 1), -1e4, dtype=log_probs.dtype)
+        return torch.cat([log_probs, silence], dim=2).contiguous()
+
+    def __call__(self, emissions: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        results = self.decoder(emissions, lengths)
+        return [[t for t in r[0].tokens.tolist() if t != self.silence] for r in results]
+
+
+def ours(log_probs, lengths, beam_size, top_k, beam_threshold) -> list[list[int]]:
+    found = prefix_beam_search(
+        log_probs, lengths, beam_size=beam_size, top_k=top_k, beam_threshold=beam_threshold, nbest=1
+    )
+    return [h[0].tokens for h in found]
+
+
+def timed(function, *args) -> tuple[float, list]:
+    start = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - start, result
+
+
+def agreement(a: list[list[int]], b: list[list[int]]) -> float:
+    return 100.0 * sum(x == y for x, y in zip(a, b)) / len(a)
+
+
+def exact_log_prob(log_probs: torch.Tensor, lengths: torch.Tensor, labellings: list[list[int]]) -> torch.Tensor:
+    """log P(labelling | x) summed over all alignments (= -ctc_loss), per utterance."""
+    targets = torch.tensor([t for labels in labellings for t in labels], dtype=torch.long)
+    target_lengths = torch.tensor([len(labels) for labels in labellings])
+    return -F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, reduction="none")
+
+
+def compare(args, vocab: int, beam_size: int, top_k: int | None) -> dict:
+    lengths = torch.full((args.batch,), args.frames, dtype=torch.long)
+    lengths[1::2] -= torch.randint(0, args.frames // 3, (args.batch // 2,), generator=torch.Generator().manual_seed(1))
+    peaked = synthetic_emissions(args.batch, args.frames, vocab, sharpness=8.0, seed=vocab)
+    soft = synthetic_emissions(args.batch, args.frames, vocab, sharpness=3.0, seed=vocab + 1)
+    flashlight = Flashlight(vocab, beam_size, top_k, args.beam_threshold)
+    ours_args = (beam_size, top_k, args.beam_threshold)
+    row = {"vocab": vocab, "beam": beam_size, "top_k": top_k or "all"}
+    theirs, mine = flashlight(flashlight.prepare(soft), lengths), ours(soft, lengths, *ours_args)
+    row["agree_soft"] = agreement(theirs, mine)
+    # Where they differ, which labelling is the more probable one, exactly (ctc_loss)?
+    gain = exact_log_prob(soft, lengths, mine) - exact_log_prob(soft, lengths, theirs)
+    row["soft_better"] = 100.0 * float((gain > 1e-3).float().mean())
+    row["soft_worse"] = 100.0 * float((gain < -1e-3).float().mean())
+    row["soft_gain"] = float(gain.mean())
+    emissions = flashlight.prepare(peaked)
+    theirs_time, theirs = timed(flashlight, emissions, lengths)  # warm-up and agreement
+    our_time, mine = timed(ours, peaked, lengths, *ours_args)
+    row["agree_peaked"] = agreement(theirs, mine)
+    ratios, our_times, their_times = [], [], []
+    for repeat in range(args.repeats):  # interleaved, alternating who goes first
+        pair = [lambda: timed(ours, peaked, lengths, *ours_args)[0], lambda: timed(flashlight, emissions, lengths)[0]]
+        first, second = (pair if repeat % 2 == 0 else pair[::-1])
+        a, b = first(), second()
+        our_time, their_time = (a, b) if repeat % 2 == 0 else (b, a)
+        ratios.append(our_time / their_time)
+        our_times.append(our_time)
+        their_times.append(their_time)
+    row.update(
+        ours_s=statistics.median(our_times), flashlight_s=statistics.median(their_times),
+        ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--vocabs", type=int, nargs="+", default=[62, 30])
+    parser.add_argument("--beams", type=int, nargs="+", default=[16, 100])
+    parser.add_argument("--top-ks", type=int, nargs="+", default=[0, 8], help="tokens per frame; 0 = all")
+    parser.add_argument("--beam-threshold", type=float, default=50.0, help="flashlight's default")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"B={args.batch} T={args.frames} (odd utterances shorter), beam threshold {args.beam_threshold}, "
+          f"torch threads {args.threads}, {args.repeats} interleaved repeats")
+    print("| V | beam | tokens/frame | top-1 agreement, peaked | top-1 agreement, soft "
+          "| soft: ours more / less probable | soft: mean log P ours - flashlight "
+          "| flashlight s | ours s | ours / flashlight (median [min, max]) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for vocab in args.vocabs:
+        for beam_size in args.beams:
+            for top_k in args.top_ks:
+                r = compare(args, vocab, beam_size, top_k or None)
+                print(f"| {r['vocab']} | {r['beam']} | {r['top_k']} | {r['agree_peaked']:.0f}% | {r['agree_soft']:.0f}% "
+                      f"| {r['soft_better']:.0f}% / {r['soft_worse']:.0f}% | {r['soft_gain']:+.2f} "
+                      f"| {r['flashlight_s']:.3f} | {r['ours_s']:.3f} | {r['ratio']:.2f} "
+                      f"[{r['ratio_min']:.2f}, {r['ratio_max']:.2f}] |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Write a TIMIT-layout corpus spoken by Debian's speech synthesizers.
+
+    python -m data.synth_timit --out data/generated/synth-timit --utterances 2000
+
+The corpus has TIMIT's layout and rules (``TRAIN|TEST/DR<n>/<SPEAKER>/<UTT>``
+with NIST SPHERE audio and PHN/WRD/TXT labels in TIMIT's 61 phones; SA, SX and
+SI sentences; test speakers and sentences kept out of training), and its phone
+and word timings are the synthesizers' own. See data/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from asr.errors import UserError
+from data.synth import text
+from data.synth.generate import Settings, check_replaceable, check_voices, generate
+from data.synth.plan import make_plan
+from data.synth.render import RenderSettings
+from data.synth.voices import DEFAULT_VOICES, STRETCHES, VOICES, WARPS, select_voices, speakers_of
+
+DEFAULT_OUT = Path("data/generated/synth-timit")
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m data.synth_timit",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the corpus goes (TRAIN/ and TEST/ inside)")
+    p.add_argument(
+        "--utterances", type=int, default=2000,
+        help="SI and SX utterances in all (TRAIN + TEST); every speaker also reads SA1 and SA2 on top",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives a byte-identical corpus")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes synthesizing in parallel")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.3,
+        help="share of each voice's speakers (and so of the utterances) held out in TEST",
+    )
+    grid = len(STRETCHES) * len(WARPS)
+    p.add_argument(
+        "--speakers-per-voice", type=int, default=grid,
+        help=f"speakers made from each voice, 2-{grid}: duration stretch {STRETCHES} x warp {WARPS}",
+    )
+    p.add_argument(
+        "--voices", type=_comma_list, default=DEFAULT_VOICES,
+        help="comma-separated voices, or engine names for all their voices (see --list-voices)",
+    )
+    p.add_argument(
+        "--text", type=_comma_list, default=("wordnet", "bible"),
+        help="sentence sources: wordnet (WordNet 3.0 examples), bible (King James Bible)",
+    )
+    p.add_argument("--no-sa", dest="dialect_sentences", action="store_false", help="leave out SA1/SA2")
+    p.add_argument(
+        "--no-closures", dest="closures", action="store_false",
+        help="label stops as one segment instead of TIMIT's closure + release (bcl b, tcl ch, ...)",
+    )
+    p.add_argument("--noise-db", type=float, default=-60.0, help="white noise floor, dB below full scale")
+    p.add_argument("--no-noise", action="store_true", help="no noise floor: silences are digital zeros")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a corpus this command wrote")
+    p.add_argument("--list-voices", action="store_true", help="list the voices and their speakers, then exit")
+    return p
+
+
+def list_voices() -> str:
+    lines = []
+    for voice in VOICES:
+        ids = [s.id for s in speakers_of(voice)]
+        lines.append(f"{voice.name:34} {voice.sex}  DR{voice.region}  {ids[0]}..{ids[-1]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.list_voices:
+        print(list_voices())
+        return 0
+    try:
+        if args.utterances < 1:
+            raise UserError(f"--utterances {args.utterances}: ask for at least one")
+        check_replaceable(args.out, args.force)
+        voices = select_voices(args.voices)
+        check_voices(voices)
+        settings = Settings(
+            voices=tuple(v.name for v in voices),
+            text=args.text,
+            utterances=args.utterances,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            speakers_per_voice=args.speakers_per_voice,
+            dialect_sentences=args.dialect_sentences,
+            render=RenderSettings(args.closures, None if args.no_noise else args.noise_db),
+        )
+        sentences = text.load_sentences(args.text)
+        plan = make_plan(
+            voices, sentences, args.utterances, args.test_fraction, args.speakers_per_voice,
+            args.seed, args.dialect_sentences,
+        )
+        report = generate(args.out, plan, settings, args.jobs, args.force)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: run the same command again to resume "
+            f"(finished utterances are kept in {args.out}.partial)",
+            file=sys.stderr,
+        )
+        return 130
+    s = report.summary
+    total = sum(s.utterances.values())
+    print(
+        f"{args.out}: {s.utterances['TRAIN']} TRAIN utterances ({len(s.speakers['TRAIN'])} speakers), "
+        f"{s.utterances['TEST']} TEST ({len(s.speakers['TEST'])} speakers), "
+        f"{s.seconds / 3600:.2f} h of audio"
+    )
+    if report.generated:
+        print(
+            f"synthesized {report.generated} utterances in {report.wall_seconds:.1f} s: "
+            f"{report.generated / report.wall_seconds:.1f} utterances/s, "
+            f"{s.seconds * report.generated / total / report.wall_seconds:.0f} s of audio per second"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
