@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,8 @@ class RunState:
     bad_steps: int = 0  # consecutive non-finite steps
     skipped_steps: int = 0
     train_seconds: float = 0.0
-    epoch_loss: float = 0.0  # running sums of the current epoch
+    epoch_seconds: float = 0.0  # running sums of the current epoch
+    epoch_loss: float = 0.0
     epoch_utterances: int = 0
     epoch_frames: int = 0
     finished: str = ""  # why the run ended, once it has
@@ -322,12 +324,13 @@ class Trainer:
         self.sampler.set_epoch(state.epoch, start=state.batch)
         bar = tqdm(total=len(self.sampler.batches), initial=state.batch, desc=f"epoch {state.epoch + 1}",
                    unit="batch", disable=not dist.is_main(), leave=False, mininterval=1.0, dynamic_ncols=True)
-        started = time.perf_counter() - state.train_seconds
         for global_batch in self.sampler:
+            started = time.perf_counter()
             batch = self.train_set.batch(global_batch[self.rank::self.world]).to(self.device)
             loss_sum, finite = self.train_step(batch, len(global_batch))
             state.batch, state.step = state.batch + 1, state.step + 1
-            state.train_seconds = time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            state.train_seconds, state.epoch_seconds = state.train_seconds + elapsed, state.epoch_seconds + elapsed
             if finite:
                 state.epoch_loss += loss_sum
                 state.epoch_utterances += len(global_batch)
@@ -335,7 +338,7 @@ class Trainer:
             self.note_bad_step(finite)
             bar.update()
             bar.set_postfix(loss=f"{state.epoch_loss / max(state.epoch_utterances, 1):.2f}",
-                            fps=f"{state.epoch_frames / max(state.train_seconds, 1e-9):.0f}")
+                            fps=f"{state.epoch_frames / max(state.epoch_seconds, 1e-9):.0f}")
             reason = self.interruption()
             if reason or (t.checkpoint_every and state.step % t.checkpoint_every == 0):
                 self.save_last()
@@ -384,10 +387,10 @@ class Trainer:
                   **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
                   "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
                   "seconds": state.train_seconds,
-                  "frames_per_second": state.epoch_frames / max(state.train_seconds - self._epoch_start(), 1e-9)}
+                  "frames_per_second": state.epoch_frames / max(state.epoch_seconds, 1e-9)}
         state.history.append(record)
         state.epoch, state.batch = state.epoch + 1, 0
-        state.epoch_loss, state.epoch_utterances, state.epoch_frames = 0.0, 0, 0
+        state.epoch_loss, state.epoch_utterances, state.epoch_frames, state.epoch_seconds = 0.0, 0, 0, 0.0
         score = (dev[metric] if t.select_on == "error" else dev["loss"]) if dev else train_loss
         improved = self._improved(score, dev.get("loss", train_loss))
         if improved:
@@ -397,10 +400,6 @@ class Trainer:
         reason = self._decide()
         self.save_last()
         return reason
-
-    def _epoch_start(self) -> float:
-        previous = [h["seconds"] for h in self.state.history]
-        return previous[-1] if previous else 0.0
 
     def _improved(self, score: float, loss: float) -> bool:
         state = self.state
@@ -414,7 +413,9 @@ class Trainer:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(dev_loss)
         else:
-            self.scheduler.step()
+            with warnings.catch_warnings():  # a run resumed at an epoch's end has no update before this one
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                self.scheduler.step()
 
     def _decide(self) -> str:
         state, t = self.state, self.config.train

@@ -1,0 +1,157 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.checkpoint import load_checkpoint, load_model, save_checkpoint
+from asr.config import Config
+from asr.errors import UserError
+from asr.training import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**train) -> Config:
+    config = Config.from_dict({
+        "features": {"kind": "fbank", "n_mels": 20, "energy": True, "deltas": 1},
+        "model": {"hidden_size": 12, "num_layers": 2},
+        "data": {"tokens": "timit61"},
+        "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 4, "checkpoint_every": 0, "max_epochs": 3,
+                  "patience": 0, **train},
+    })
+    return config
+
+
+def quiet(*args):
+    pass
+
+
+def final_weights(out):
+    return load_checkpoint(Path(out) / "last.pt")["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_run_writes_checkpoints_log_and_curves(tiny_timit, tmp_path):
+    state = Trainer(tiny_config(), tiny_timit, tmp_path, log=quiet).fit()
+    assert state.epoch == 3 and state.finished.startswith("reached train.max_epochs")
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert {"dev_loss", "dev_per", "dev_per61", "lr", "frames_per_second"} <= set(log[0])
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    model, config, tokens = load_model(tmp_path / "best.pt")
+    assert config == tiny_config() and len(tokens) == 62
+    # the normalisation statistics travel with the weights
+    assert model.normalizer.std.abs().sum() > 0 and not torch.allclose(model.normalizer.mean, torch.zeros(42))
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # mid-epoch, and exactly at an epoch's end (4 batches per epoch)
+def test_resume_is_exact(tiny_timit, tmp_path, stop_after):
+    straight = tmp_path / "straight"
+    Trainer(tiny_config(weight_noise=0.01, max_epochs=2), tiny_timit, straight, log=quiet).fit()
+    stopped = tmp_path / "stopped"
+    first = Trainer(tiny_config(weight_noise=0.01, max_epochs=2, max_steps=stop_after), tiny_timit, stopped,
+                    log=quiet).fit()
+    assert first.step == stop_after
+    resumed = Trainer(None, None, stopped, resume=True, overrides=["train.max_steps=0"], log=quiet).fit()
+    assert resumed.step == 8 and resumed.epoch == 2
+    assert_same_weights(final_weights(straight), final_weights(stopped))
+
+
+def test_resume_refuses_another_model_and_missing_runs(tiny_timit, tmp_path):
+    with pytest.raises(UserError, match="nothing to resume"):
+        Trainer(None, tiny_timit, tmp_path, resume=True, log=quiet)
+    Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit()
+    other = tiny_config().override(["model.hidden_size=20"])
+    with pytest.raises(UserError, match="another model"):
+        Trainer(other, tiny_timit, tmp_path, resume=True, log=quiet)
+
+
+def test_too_short_utterances_are_set_aside_with_a_warning(tiny_timit, tmp_path):
+    messages = []
+    # 8x frame stacking leaves ~7 frames for up to 8 labels: some utterances cannot be aligned
+    config = tiny_config(max_steps=1).override(["features.stack=8"])
+    trainer = Trainer(config, tiny_timit, tmp_path, log=messages.append)
+    assert 0 < len(trainer.train_set.skipped) < 16
+    assert any("set aside" in m and "too few" in m for m in messages)
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_timit, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(max_bad_steps=3), tiny_timit, tmp_path, log=quiet)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    monkeypatch.setattr(trainer, "ctc_loss_sum", lambda batch, model: model(batch.features, batch.lengths).sum() * float("nan"))
+    with pytest.raises(UserError, match="3 non-finite updates in a row"):
+        trainer.fit()
+    assert trainer.state.skipped_steps == 3
+    assert_same_weights(before, trainer.model.state_dict())  # no NaN reached the weights
+
+
+def test_noise_phase_restarts_from_best(tiny_timit, tmp_path):
+    messages = []
+    state = Trainer(tiny_config(max_epochs=6, patience=1, noise_phase=True, noise_std=0.05, lr=0.5), tiny_timit,
+                    tmp_path, log=messages.append).fit()
+    phases = [h["phase"] for h in state.history]
+    assert 2 in phases and phases == sorted(phases)
+    assert any(m.startswith("phase 2") for m in messages)
+    assert all(h["weight_noise"] == (0.05 if h["phase"] == 2 else 0.0) for h in state.history)
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="junk.pt: is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not a checkpoint of this toolkit"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoints_refuse_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    save_checkpoint({"config": {}, "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_cli_errors_are_one_line(tmp_path):
+    result = run_cli("train.py", "--config", str(tmp_path / "nope.yaml"), "--data", str(tmp_path), "--out",
+                     str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "nope.yaml: config file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dry_run_prints_the_parameter_count():
+    result = run_cli("train.py", "--config", "recipes/timit/ctc-3l-250h.yaml", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "parameters: 3787562" in result.stdout
+
+
+def write_tiny_config(path, **train):
+    import yaml
+    path.write_text(yaml.safe_dump(tiny_config(**train).to_dict()))
+    return path
+
+
+def test_ddp_two_processes_equal_one_process_on_the_same_global_batches(tiny_timit, tmp_path):
+    config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=3, batch_size=2)
+    ddp = run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                  "train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "ddp"))
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    Trainer(tiny_config(max_steps=3, batch_size=4), tiny_timit, tmp_path / "single", log=quiet).fit()
+    assert_same_weights(final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"))
