@@ -211,27 +211,28 @@ def _shear_offset(height: int, shear):
     return -abs(shear) * (height - 1) / 2
 
 
-def projection_sharpness(ink: torch.Tensor, shears: torch.Tensor) -> torch.Tensor:
+def projection_sharpness(ink: torch.Tensor, shears: torch.Tensor, level: float = 0.5) -> torch.Tensor:
     """For each shear (= tan angle), the sum of squares of the sheared vertical projection.
 
     Shearing moves pixel (y, x) to column x + shear * (y - centre row). The ink
     mass is the same for every shear, so the score is the projection's variance
     up to a constant: upright strokes pile into few columns and make it large
-    (Pastor et al. 2004). Each pixel's mass is split between its two nearest
-    columns so the score varies smoothly with the shear.
+    (Pastor et al. 2004). Only pixels above `level` count (faint paper noise would
+    flatten every projection alike), each with its ink value, split between its
+    two nearest columns so the score varies smoothly with the shear.
     """
     height, width = ink.shape
-    ys, xs = (ink > 0).nonzero(as_tuple=True)
-    weight = ink[ys, xs].double()
-    shears = shears.double().unsqueeze(1)
-    x = xs.double() + shears * (ys.double() - (height - 1) / 2) - _shear_offset(height, shears)  # (angles, pixels), >= 0
+    ys, xs = (ink > level).nonzero(as_tuple=True)
+    weight = ink[ys, xs]
+    shears = shears.to(torch.float32).unsqueeze(1)
+    x = xs + shears * (ys - (height - 1) / 2) - _shear_offset(height, shears)  # (angles, pixels), >= 0
     span = width + int(math.ceil(float(shears.abs().max()) * (height - 1))) + 2
     left = x.floor()
     frac = x - left
     index = left.long() + span * torch.arange(len(shears)).unsqueeze(1)
     profile = torch.zeros(len(shears) * span, dtype=torch.float64)
-    profile.index_add_(0, index.flatten(), (weight * (1 - frac)).flatten())
-    profile.index_add_(0, (index + 1).flatten(), (weight * frac).flatten())
+    profile.index_add_(0, index.flatten(), (weight * (1 - frac)).flatten().double())
+    profile.index_add_(0, (index + 1).flatten(), (weight * frac).flatten().double())
     return (profile.view(len(shears), span) ** 2).sum(dim=1)
 
 
