@@ -31,7 +31,6 @@ kept); other settings into the same folder need --overwrite.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
 import json
@@ -43,7 +42,6 @@ import shutil
 import string
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -368,10 +366,11 @@ def render_ink(text: str, pen: Pen, rng: np.random.Generator) -> np.ndarray:
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian-smoothed uniform noise scaled to a peak of 1, made on a grid `sigma/2`
-    times coarser and interpolated up (the same smoothness for a fraction of the cost)."""
+    times coarser and resized up bilinearly (the same smoothness for a fraction of the cost)."""
     step = max(1, int(sigma // 2))
     coarse = rng.uniform(-1, 1, (shape[0] // step + 2, shape[1] // step + 2)).astype(np.float32)
-    field = ndimage.zoom(ndimage.gaussian_filter(coarse, sigma / step), step, order=1)[: shape[0], : shape[1]]
+    smooth = Image.fromarray(ndimage.gaussian_filter(coarse, sigma / step), mode="F")
+    field = np.asarray(smooth.resize((shape[1], shape[0]), Image.BILINEAR))
     return field / max(float(np.abs(field).max()), 1e-6)
 
 
@@ -441,14 +440,14 @@ def _init_worker() -> None:
 
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call write(temporary path) in `path`'s folder, then rename: readers never see half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(str(path))[1])
-    os.close(fd)
+    path = str(path)
+    temporary = f"{path}.{os.getpid()}.tmp{os.path.splitext(path)[1]}"  # keeps the suffix PIL reads
     try:
         write(temporary)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
 
 
@@ -547,10 +546,9 @@ def generate(
     }
     prepare_folder(out, settings, overwrite)
     jobs_list = [(spec, str(line_image_path(out, spec.id))) for spec in specs]
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker) if jobs > 1 else None
-    with pool or contextlib.nullcontext():
-        results = pool.imap(write_line, jobs_list, chunksize=4) if pool else map(write_line, jobs_list)
+    # Workers even for --jobs 1: each runs torch on one thread, whatever the caller's setting.
+    with multiprocessing.get_context("fork").Pool(max(1, jobs or os.cpu_count() or 1), initializer=_init_worker) as pool:
+        results = pool.imap(write_line, jobs_list, chunksize=4)
         stats = list(tqdm(results, total=len(jobs_list), desc="writing lines", unit="line", disable=not progress))
     write_index(out, specs, stats, hands)
     return specs

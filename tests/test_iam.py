@@ -16,7 +16,7 @@ LINES = {
     "a01-000u-01": ("err", "nominating|any|more|Labour|life|Peers"),
     "a01-003-00": ("ok", "Though|they|may|gather|some|Left-wing|support|,"),
     "b02-010-00": ("ok", "\"|Why|not|?|\"|he|asked|."),
-    "b02-010-01": ("ok", "It's|a|fine|day|;|isn't|it|:|yes|!"),
+    "b02-010-01": ("ok", "It's|a|fine|day|;|isn't|it|:|&quot;|yes|!"),
 }
 
 
@@ -60,7 +60,7 @@ def test_reads_lines_by_split_with_writers_and_spaces(tmp_path):
         "a01-000u-00", root / "lines" / "a01" / "a01-000u" / "a01-000u-00.png", "A MOVE to stop Mr. Gaitskell from", "000"
     )
     assert [u.speaker for u in corpus["dev"]] == ["001"]
-    assert [u.text for u in corpus["test"]] == ['" Why not ? " he asked .', "It's a fine day ; isn't it : yes !"]
+    assert [u.text for u in corpus["test"]] == ['" Why not ? " he asked .', "It's a fine day ; isn't it : \" yes !"]
     for utterances in corpus.values():
         for utterance in utterances:
             assert load_line_image(utterance.path).dim() == 2

@@ -51,7 +51,11 @@ def line_image_path(root: str | os.PathLike, line_id: str) -> Path:
 
 
 def read_lines_txt(path: str | os.PathLike) -> dict[str, tuple[bool, str]]:
-    """ascii/lines.txt -> {line id: (segmentation ok, transcription with spaces)}."""
+    """ascii/lines.txt -> {line id: (segmentation ok, transcription with spaces)}.
+
+    The words stay as IAM tokenises them: punctuation and contractions are words
+    of their own ("he 's", "Peers ."), so the text is that, with single spaces.
+    """
     lines: dict[str, tuple[bool, str]] = {}
     with open(path, encoding="utf-8") as file:
         for number, raw in enumerate(file, 1):
@@ -64,7 +68,9 @@ def read_lines_txt(path: str | os.PathLike) -> dict[str, tuple[bool, str]]:
                     f"{path}:{number}", f"not an IAM lines.txt entry: {raw[:80]!r}",
                     "Each line must read 'id ok|err graylevel components x y w h word|word|...'",
                 )
-            lines[fields[0]] = (fields[1] == "ok", fields[8].replace("|", " ").strip())
+            # Some copies carry the XML entity for the double quote; the text means '"'.
+            text = fields[8].replace("&quot;", '"').replace("|", " ")
+            lines[fields[0]] = (fields[1] == "ok", " ".join(text.split()))
     return lines
 
 
