@@ -320,10 +320,13 @@ def draw_pen(rng: np.random.Generator, fonts: tuple[str, ...]) -> Pen:
 
 
 @functools.lru_cache(maxsize=None)
-def x_height_per_point(path: str) -> float:
-    """How tall the font's 'x' is per point of font size (fonts differ a lot)."""
-    left, top, right, bottom = ImageFont.truetype(path, 100).getbbox("x", anchor="ls")
-    return max(bottom - top, 1) / 100
+def font_metrics(path: str) -> tuple[float, float, float]:
+    """Per point of font size: the height of 'x', and how far any of our characters
+    reach above and below the baseline (fonts differ a lot)."""
+    font = ImageFont.truetype(path, 100)
+    _, x_top, _, x_bottom = font.getbbox("x", anchor="ls")
+    _, top, _, bottom = font.getbbox("".join(sorted(CHARACTERS)), anchor="ls")
+    return max(x_bottom - x_top, 1) / 100, max(-top, 0) / 100, max(bottom, 0) / 100
 
 
 @functools.lru_cache(maxsize=256)
@@ -333,7 +336,7 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 def sized_font(path: str, x_height: float) -> ImageFont.FreeTypeFont:
     """The font at the size where its 'x' is about `x_height` pixels tall."""
-    return _font(path, max(8, round(x_height / x_height_per_point(path))))
+    return _font(path, max(8, round(x_height / font_metrics(path)[0])))
 
 
 def render_ink(text: str, pen: Pen, rng: np.random.Generator) -> np.ndarray:
@@ -344,15 +347,18 @@ def render_ink(text: str, pen: Pen, rng: np.random.Generator) -> np.ndarray:
     words = text.split(" ")
     widths = [font.getlength(w) for w in words]
     width = int(sum(widths) + space * 1.5 * len(words) + 4 * size)
-    height = int(3 * size)
-    canvas = Image.new("L", (width, height), 0)
+    # Room above and below the strokes for the wobble, the tilt and the elastic distortion.
+    _, ascent, descent = font_metrics(pen.font)
+    room = 0.5 * size + 0.03 * width
+    baseline = ascent * size + room
+    canvas = Image.new("L", (width, int(baseline + descent * size + room)), 0)
     draw = ImageDraw.Draw(canvas)
     # The baseline wanders: a slow wave plus a jitter per word.
     amplitude = rng.uniform(0, 0.12) * size
     period, phase = rng.uniform(6, 20) * size, rng.uniform(0, 2 * math.pi)
     x = 2.0 * size
     for word, advance in zip(words, widths):
-        y = 2.0 * size + amplitude * math.sin(2 * math.pi * x / period + phase) + rng.normal(0, 0.03) * size
+        y = baseline + amplitude * math.sin(2 * math.pi * x / period + phase) + rng.normal(0, 0.03) * size
         draw.text((x, y), word, font=font, fill=255, anchor="ls")
         x += advance + space * rng.uniform(0.75, 1.35)
     ink = np.asarray(canvas, dtype=np.float32) / 255
