@@ -255,3 +255,12 @@ def test_slant_correction_makes_a_sheared_line_upright(tmp_path):
     def sharpness(image):
         return float(projection_sharpness(image, torch.zeros(1))[0]) / float(image.sum()) ** 2
     assert sharpness(corrected) > 1.1 * sharpness(uncorrected)
+
+
+def test_coarse_to_fine_search_finds_the_exhaustive_maximum():
+    for degrees in (-12, 7, 23):
+        leaning = sheared(text_line(), degrees)
+        ink = crop_to_ink(normalize_ink(torch.from_numpy(255 - np.asarray(leaning, dtype=np.float32)) / 255))
+        angles = torch.arange(-45, 46, dtype=torch.float64)
+        exhaustive = float(angles[int(projection_sharpness(ink, torch.tan(torch.deg2rad(angles))).argmax())])
+        assert estimate_slant(ink) == exhaustive, degrees
