@@ -47,8 +47,11 @@ class ImageConfig:
         cut by the crop.
     ink: ``auto`` detects the polarity (paper is the majority of pixels), ``dark``
         is dark ink on light paper, ``light`` is light ink on dark paper.
+    kind: always ``image``; it tells a config's feature section (and so a
+        checkpoint) that the model reads images rather than audio.
     """
 
+    kind: str = "image"
     height: int = 48
     binarize: bool = False
     slant_correction: bool = True
@@ -58,6 +61,8 @@ class ImageConfig:
     ink: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.kind != "image":
+            raise UserError(f"image config: kind must be 'image', not {self.kind!r}")
         if self.window < 1 or self.stride < 1:
             raise UserError(f"image config: window ({self.window}) and stride ({self.stride}) must be >= 1")
         if self.margin < 0 or self.height < 2 * self.margin + 2:

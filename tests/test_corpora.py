@@ -146,3 +146,10 @@ def test_sampler_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
     again.set_epoch(0, start=4)
     assert list(again) == epoch0[4:]
     assert sorted(i for b in epoch0 for i in b) == list(range(40))
+
+
+def test_manifest_ids_must_be_unique(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(800, dtype=np.int16), 16000)
+    (tmp_path / "m.jsonl").write_text('{"audio": "a.wav", "text": "x"}\n{"audio": "a.wav", "text": "y"}\n')
+    with pytest.raises(UserError, match="line 2: id 'a' repeats line 1"):
+        read_manifest(tmp_path / "m.jsonl")

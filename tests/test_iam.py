@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from asr.corpora.base import Utterance
-from asr.corpora.iam import TASK_FOLDER, line_image_path, read_iam, read_image_manifest
+from asr.corpora.iam import TASK_FOLDER, iam_splits, line_image_path, read_iam, read_iam_split
 from asr.errors import UserError
 from asr.image import load_line_image
 
@@ -134,45 +134,25 @@ def test_not_an_iam_folder_or_malformed_lines_txt(tmp_path):
 # ---------------------------------------------------------------- manifests
 
 
-def write_manifest(path, entries):
-    path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in entries))
-    return path
+def test_open_corpus_reads_an_iam_tree_by_split(tmp_path):
+    from asr.corpora import open_corpus
+
+    make_iam(tmp_path)
+    write_splits(tmp_path)
+    corpus = open_corpus(tmp_path)
+    assert (corpus.layout, corpus.modality, corpus.default_tokens) == ("iam", "image", "chars")
+    assert corpus.splits == ("train", "dev", "test") == tuple(iam_splits(tmp_path))
+    assert corpus.read("test") == read_iam_split(tmp_path, "test") == read_iam(tmp_path)["test"]
+    with pytest.raises(UserError, match="unknown IAM split"):
+        corpus.read("validation")
 
 
-def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
-    render(tmp_path / "data" / "img" / "one.png", "first line")
-    render(tmp_path / "elsewhere" / "two.png", "second line")
-    manifest = write_manifest(tmp_path / "data" / "lines.jsonl", [
-        {"image": "img/one.png", "text": "first line"},
-        "",
-        {"image": str(tmp_path / "elsewhere" / "two.png"), "text": "second line", "id": "l2", "writer": "w7"},
-    ])
-    utterances = read_image_manifest(manifest)
-    assert utterances == [
-        Utterance("one", tmp_path / "data" / "img" / "one.png", "first line", ""),
-        Utterance("l2", tmp_path / "elsewhere" / "two.png", "second line", "w7"),
-    ]
-    assert load_line_image(utterances[0].path).shape[0] == 40
+def test_image_manifests_go_through_the_one_manifest_reader(tmp_path):
+    from asr.corpora import open_corpus
 
-
-@pytest.mark.parametrize("bad, message", [
-    ('{"image": "one.png", "text": ', r"lines\.jsonl:2: not valid JSON"),
-    ('["one.png", "text"]', r"lines\.jsonl:2: not a JSON object"),
-    ('{"text": "no image"}', r'lines\.jsonl:2: the "image" key is missing'),
-    ('{"image": "one.png"}', r'lines\.jsonl:2: the "text" key is missing'),
-    ('{"image": "gone.png", "text": "x"}', r"lines\.jsonl:2: image .*gone\.png not found"),
-    ('{"image": "one.png", "text": "again"}', r"lines\.jsonl:2: id 'one' repeats line 1"),
-])
-def test_malformed_manifest_lines_are_named_with_their_line_number(tmp_path, bad, message):
-    render(tmp_path / "one.png", "a line")
-    manifest = write_manifest(tmp_path / "lines.jsonl", [{"image": "one.png", "text": "a line"}, bad])
-    with pytest.raises(UserError, match=message):
-        read_image_manifest(manifest)
-
-
-def test_missing_or_empty_manifest(tmp_path):
-    with pytest.raises(UserError, match="manifest not found"):
-        read_image_manifest(tmp_path / "none.jsonl")
-    (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(UserError, match="no entries"):
-        read_image_manifest(tmp_path / "empty.jsonl")
+    render(tmp_path / "img" / "one.png", "first line")
+    (tmp_path / "train.jsonl").write_text(
+        json.dumps({"image": "img/one.png", "text": "first line", "writer": "w7"}) + "\n")
+    corpus = open_corpus(tmp_path / "train.jsonl")
+    assert (corpus.layout, corpus.modality, corpus.default_tokens) == ("manifest", "image", "chars")
+    assert corpus.read("train") == [Utterance("one", tmp_path / "img" / "one.png", "first line", "w7")]

@@ -40,13 +40,13 @@ def open_corpus(path: str | Path) -> Corpus:
     path = Path(path)
     if not path.exists():
         raise file_error(path, "does not exist", f"Give {LAYOUTS_HELP}")
+    if path.is_dir() and (path / "ascii" / "lines.txt").exists():
+        from asr.corpora.iam import iam_splits, read_iam_split  # noqa: PLC0415 (handwriting only)
+        return Corpus(path, "iam", "image", "chars", tuple(iam_splits(path)), read_iam_split)
     if path.suffix == ".jsonl" or (path.is_dir() and manifest_files(path)):
         media = manifest_media(path)
         return Corpus(path, "manifest", media, "speech-chars" if media == "audio" else "chars",
                       tuple(manifest_files(path)), read_manifest)
-    if path.is_dir() and (path / "ascii" / "lines.txt").exists():
-        from asr.corpora.iam import iam_splits, read_iam  # noqa: PLC0415 (handwriting only)
-        return Corpus(path, "iam", "image", "chars", tuple(iam_splits(path)), read_iam)
     if path.is_dir() and find_timit_root(path) is not None:
         return Corpus(path, "timit", "audio", "timit61", TIMIT_SPLITS, read_timit)
     if is_librispeech(path):

@@ -179,45 +179,14 @@ def _report_absent(root: Path, absent: list[str], missing: str) -> None:
     raise file_error(root, message, "Extract lines.tgz into lines/ (and ascii.tgz into ascii/), or pass missing='skip'")
 
 
-def read_image_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """A JSONL manifest of line images: one {"image": ..., "text": ...} per line.
-
-    Image paths are relative to the manifest's folder (absolute paths stay as
-    they are). Optional keys: "id" (default: the image's file name without its
-    suffix; ids must be unique) and "writer" (the speaker).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise file_error(path, "manifest not found", "Check the path to the JSONL manifest")
-    utterances: list[Utterance] = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as file:
-        for number, raw in enumerate(file, 1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
-            entry = _manifest_entry(where, raw)
-            image = path.parent / entry["image"]
-            if not image.is_file():
-                raise file_error(where, f"image {image} not found", "Image paths are relative to the manifest's folder")
-            utterance_id = str(entry.get("id", Path(entry["image"]).stem))
-            if utterance_id in seen:
-                raise file_error(where, f"id {utterance_id!r} repeats line {seen[utterance_id]}", 'Give each line a unique "id"')
-            seen[utterance_id] = number
-            utterances.append(Utterance(utterance_id, image, entry["text"], str(entry.get("writer", ""))))
-    if not utterances:
-        raise file_error(path, "manifest has no entries", 'Write one {"image": ..., "text": ...} object per line')
-    return utterances
+def iam_splits(root: str | os.PathLike) -> list[str]:
+    """The splits `read_iam_split` offers: those of `DEFAULT_SPLITS` whose files exist."""
+    folder = _split_dir(Path(root), None, "trainset.txt")
+    return [split for split, files in DEFAULT_SPLITS.items() if all((folder / f).is_file() for f in files)]
 
 
-def _manifest_entry(where: str, raw: str) -> dict:
-    try:
-        entry = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise file_error(where, f"not valid JSON ({error.msg})", 'Write one {"image": ..., "text": ...} object per line') from None
-    if not isinstance(entry, dict):
-        raise file_error(where, "not a JSON object", 'Write one {"image": ..., "text": ...} object per line')
-    for key in ("image", "text"):
-        if not isinstance(entry.get(key), str) or (key == "image" and not entry[key]):
-            raise file_error(where, f'the "{key}" key is missing or not a string', 'Each line needs "image" (a path) and "text"')
-    return entry
+def read_iam_split(root: str | os.PathLike, split: str) -> list[Utterance]:
+    """One split of an IAM tree (the reader `open_corpus` uses)."""
+    if split not in DEFAULT_SPLITS:
+        raise UserError(f"unknown IAM split {split!r}: choose one of {', '.join(DEFAULT_SPLITS)}")
+    return read_iam(root, splits={split: DEFAULT_SPLITS[split]})[split]

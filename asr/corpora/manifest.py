@@ -1,8 +1,9 @@
 """JSONL manifests for users' own data: one JSON object per line.
 
 Audio: ``{"audio": "path/to/file.wav", "text": "the transcript"}``; images (text
-lines): ``{"image": "path/to/line.png", "text": "..."}``. Optional keys: ``id``,
-``speaker``. Relative paths are relative to the manifest's folder. A manifest
+lines): ``{"image": "path/to/line.png", "text": "..."}``. Optional keys: ``id``
+(default: the file name without suffix; ids must be unique), ``speaker`` (or
+``writer`` for handwriting). Relative paths are relative to the manifest's folder. A manifest
 file is one split (named by its stem: ``train.jsonl`` is ``train``); a folder of
 manifests gives one split per ``*.jsonl`` file.
 """
@@ -40,7 +41,7 @@ def _parse_line(manifest: Path, number: int, line: str) -> Utterance:
     if not path.exists():
         raise file_error(path, f"listed in {where} does not exist", "Fix the path (relative to the manifest's folder)")
     return Utterance(id=str(record.get("id", path.stem)), path=path, text=str(record["text"]),
-                     speaker=str(record.get("speaker", "")))
+                     speaker=str(record.get("speaker", record.get("writer", ""))))
 
 
 def read_manifest(path: str | Path, split: str | None = None) -> list[Utterance]:
@@ -52,7 +53,16 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Utterance]
         raise UserError(f"{path}: no manifest for split {split!r}; available: {', '.join(files) or 'none'}")
     manifest = files[split]
     lines = manifest.read_text(encoding="utf-8").splitlines()
-    utterances = [_parse_line(manifest, n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    utterances, first_seen = [], {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        utterance = _parse_line(manifest, number, line)
+        if utterance.id in first_seen:
+            raise UserError(f"{manifest} line {number}: id {utterance.id!r} repeats line {first_seen[utterance.id]}. "
+                            "Give each entry a unique \"id\"")
+        first_seen[utterance.id] = number
+        utterances.append(utterance)
     if not utterances:
         raise file_error(manifest, "holds no utterances", "Add one JSON object per line")
     return utterances
