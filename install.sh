@@ -8,6 +8,10 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
   wordnet-base bible-kjv pocketsphinx-testdata libsndfile1
+  # handwriting "writers" for the synthetic IAM-layout corpus
+  fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
+  fonts-kaushanscript fonts-kristi fonts-comic-neue fonts-leckerli-one fonts-lobster fonts-sjfonts
+  fonts-havana fonts-tlwg-purisa-otf fonts-dancingscript
 )
 
 if command -v apt-get >/dev/null 2>&1; then
