@@ -20,6 +20,7 @@ the file and the fix, never a libsndfile traceback.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import tempfile
@@ -78,29 +79,75 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, *,
     `min_seconds` rejects recordings too short to use, e.g. shorter than one
     analysis frame (``FeatureConfig.win_ms / 1000``).
     """
-    with _open(path, raw) as audio:
-        try:
-            samples = audio.read(dtype="float32", always_2d=True)
-        except sf.LibsndfileError as err:
-            raise _unreadable(path, err) from None
-        if len(samples) < audio.frames:
-            raise _truncated(path, audio.frames, len(samples), audio.samplerate)
-        file_rate = audio.samplerate
-    if len(samples) == 0:
-        raise file_error(path, "holds no audio (0 samples)",
-                         "Re-record or re-export it, or leave it out of the list")
-    finite = np.isfinite(samples)
-    if not finite.all():
-        raise file_error(path, f"has {samples.size - int(finite.sum())} NaN or infinite samples "
-                               f"out of {samples.size}", "Re-export it from its source")
-    waveform = torch.from_numpy(samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0])
-    if file_rate != sample_rate:
-        waveform = _resampler(file_rate, sample_rate)(waveform)
+    with AudioReader(path, sample_rate, raw=raw) as reader:
+        waveform = reader.read(0, reader.num_samples)
     if len(waveform) < min_seconds * sample_rate:
         raise file_error(path, f"is {len(waveform) / sample_rate:.3f} s long, shorter than "
                                f"the {min_seconds:.3f} s the features need",
                          "Give a longer recording or leave it out")
     return waveform
+
+
+class AudioReader:
+    """Spans of a recording, mono at `sample_rate`, decoded only where asked.
+
+    Long recordings are transcribed in chunks through this, so memory does not
+    grow with the file. A span is resampled with a margin of its neighbours, so
+    spans joined end to end equal the whole file resampled at once (to float
+    rounding). ``num_samples`` counts samples at `sample_rate`.
+    """
+
+    MARGIN = 256  # samples at the model rate; the resampling filter reaches ~6 input samples
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int = 16000, *, raw: RawFormat | None = None):
+        self.path, self.sample_rate = path, sample_rate
+        self.audio = _open(path, raw)
+        self.file_rate = self.audio.samplerate
+        if self.audio.frames == 0:
+            self.audio.close()
+            raise file_error(path, "holds no audio (0 samples)", "Re-record or re-export it, or leave it out of the list")
+        step = math.gcd(self.file_rate, sample_rate)
+        self.file_step, self.model_step = self.file_rate // step, sample_rate // step
+        self.num_samples = -(-self.audio.frames * self.model_step // self.file_step)
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.audio.close()
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Samples [start, stop) at the model rate (clipped to the recording)."""
+        start, stop = max(start, 0), min(stop, self.num_samples)
+        if self.file_rate == self.sample_rate:
+            return self._read_file(start, stop)
+        # Read whole resampling periods around the span, so sample k of the block is
+        # sample first + k of the whole file resampled.
+        first = max(start - self.MARGIN, 0) // self.model_step * self.model_step
+        last = -(-(stop + self.MARGIN) // self.model_step) * self.model_step
+        native = self._read_file(first // self.model_step * self.file_step, last // self.model_step * self.file_step)
+        resampled = _resampler(self.file_rate, self.sample_rate)(native)
+        return resampled[start - first: stop - first]
+
+    def _read_file(self, start: int, stop: int) -> torch.Tensor:
+        audio = self.audio
+        audio.seek(min(start, audio.frames))
+        wanted = max(min(stop, audio.frames) - start, 0)
+        try:
+            samples = audio.read(wanted, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as err:
+            raise _unreadable(self.path, err) from None
+        if len(samples) < wanted:
+            raise _truncated(self.path, audio.frames, start + len(samples), audio.samplerate)
+        finite = np.isfinite(samples)
+        if not finite.all():
+            raise file_error(self.path, f"has {samples.size - int(finite.sum())} NaN or infinite samples "
+                                        f"in {samples.size} read", "Re-export it from its source")
+        return torch.from_numpy(samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0].copy())
 
 
 def audio_duration(path: str | os.PathLike, *, raw: RawFormat | None = None) -> float:
