@@ -1,32 +1,50 @@
-"""Scoring decoded label ids against references, the way each token kind is reported.
+"""Scoring and evaluating: decoded labels against references, the way each token kind is reported.
 
 Phone models: PER after folding to 39 classes (the number Graves et al. 2013
-report) and the unfolded 61-phone PER. Character models: CER and WER.
+report) and the unfolded 61-phone PER. Character models: CER and WER. Rates are
+corpus-level (edits over reference length). `evaluate` decodes a whole test set
+in length-sorted batches and writes per-utterance results, a summary and a plot.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
 from typing import Sequence
 
+import torch
+from tqdm import tqdm
+
+from asr.corpora.base import Utterance
+from asr.corpora.batching import length_batches
+from asr.dataset import compute_features
 from asr.metrics import ErrorCounts, char_errors, phone_errors, word_errors
-from asr.tokens import TokenSet
+from asr.tokens import TokenSet, normalize_speech_text
 
 
 def primary_metric(tokens: TokenSet) -> str:
-    """The error rate early stopping and summaries use: ``per`` or ``cer``."""
+    """The error rate early stopping and summaries lead with: ``per`` or ``cer``."""
     return "per" if tokens.kind == "phones" else "cer"
 
 
-def utterance_counts(tokens: TokenSet, reference: Sequence[int], hypothesis: Sequence[int]) -> dict[str, ErrorCounts]:
-    """The error counts of one utterance, by metric name."""
+def reference_text(tokens: TokenSet, utterance: Utterance) -> str:
+    """The utterance's reference as the model's decoder would write it."""
+    text = utterance.transcript(tokens.kind)
+    return normalize_speech_text(text) if tokens.normalize == "speech" else " ".join(text.split())
+
+
+def utterance_counts(tokens: TokenSet, reference: str, hypothesis: Sequence[int]) -> dict[str, ErrorCounts]:
+    """The error counts of one utterance by metric name; `reference` is text (`reference_text`)."""
     if tokens.kind == "phones":
-        ref, hyp = tokens.decode(reference), tokens.decode(hypothesis)
+        ref, hyp = reference.split(), tokens.decode(hypothesis)
         return {"per": phone_errors(ref, hyp, fold=True), "per61": phone_errors(ref, hyp, fold=False)}
-    ref, hyp = tokens.to_text(reference), tokens.to_text(hypothesis)
-    return {"cer": char_errors(ref, hyp), "wer": word_errors(ref, hyp, normalize=False)}
+    hyp = tokens.to_text(hypothesis)
+    return {"cer": char_errors(reference, hyp), "wer": word_errors(reference, hyp, normalize=False)}
 
 
-def corpus_counts(tokens: TokenSet, references: Sequence[Sequence[int]],
+def corpus_counts(tokens: TokenSet, references: Sequence[str],
                   hypotheses: Sequence[Sequence[int]]) -> dict[str, ErrorCounts]:
     """Corpus-level error counts by metric name (edits summed over utterances)."""
     totals: dict[str, ErrorCounts] = {}
@@ -34,3 +52,82 @@ def corpus_counts(tokens: TokenSet, references: Sequence[Sequence[int]],
         for name, counts in utterance_counts(tokens, reference, hypothesis).items():
             totals[name] = totals.get(name, ErrorCounts()) + counts
     return totals
+
+
+def write_jsonl(records: Sequence[dict], path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(temporary, path)
+
+
+def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLike, batch_size: int = 16,
+             num_workers: int = 0, plot_id: str | None = None, log=print) -> dict:
+    """Decode `utterances`, score them, write ``results.jsonl``, ``summary.json`` and a plot to `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = transcriber.tokens
+    started = time.perf_counter()
+    features, errors = compute_features(utterances, transcriber.frontend, num_workers, desc="test features")
+    for error in errors:
+        log(f"error: {error}")
+    usable = [i for i, f in enumerate(features) if f is not None and len(f)]
+    hypotheses: dict[int, list[int]] = {}
+    posteriors: dict[int, torch.Tensor] = {}
+    wanted = next((i for i in usable if utterances[i].id == plot_id), usable[0] if usable else None)
+    batches = length_batches([len(features[i]) for i in usable], batch_size)
+    for batch in tqdm(batches, desc="decoding", unit="batch", leave=False, mininterval=1.0):
+        indices = [usable[j] for j in batch]
+        log_probs, lengths = transcriber.log_probs([features[i] for i in indices])
+        for index, (ids, _), lp, n in zip(indices, transcriber.decode(log_probs, lengths), log_probs, lengths):
+            hypotheses[index] = ids
+            if index == wanted:
+                posteriors[index] = lp[:n]
+    seconds = time.perf_counter() - started
+    references = {i: reference_text(tokens, utterances[i]) for i in usable}
+    results = []
+    for i in usable:
+        counts = utterance_counts(tokens, references[i], hypotheses[i])
+        results.append({"id": utterances[i].id, "path": str(utterances[i].path), "reference": references[i],
+                        "hypothesis": tokens.to_text(hypotheses[i]),
+                        **{name: c.to_dict() for name, c in counts.items()}})
+    totals = corpus_counts(tokens, [references[i] for i in usable], [hypotheses[i] for i in usable])
+    summary = summarise(transcriber, utterances, features, usable, totals, seconds, errors)
+    write_jsonl(results, out / "results.jsonl")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if wanted is not None:
+        from asr.plots import plot_posteriors  # noqa: PLC0415 (matplotlib only when plotting)
+        utterance = utterances[wanted]
+        plot_posteriors(transcriber, utterance, features[wanted], posteriors[wanted], hypotheses[wanted],
+                        out / f"{utterance.id}.png")
+        summary["plot"] = str(out / f"{utterance.id}.png")
+    return summary
+
+
+def summarise(transcriber, utterances, features, usable, totals, seconds, errors) -> dict:
+    step = transcriber.frame_step
+    frames = sum(len(features[i]) for i in usable)
+    summary = {"utterances": len(usable), "failed": len(errors), "decode_seconds": seconds,
+               "beam_size": transcriber.beam_size, "lm_weight": transcriber.lm_weight if transcriber.lm else None,
+               **{name: c.to_dict() for name, c in totals.items()}}
+    if transcriber.frontend.modality == "audio":
+        audio_seconds = frames * step / transcriber.config.features.sample_rate
+        summary.update(audio_seconds=audio_seconds, real_time_factor=seconds / max(audio_seconds, 1e-9))
+    else:
+        summary.update(seconds_per_line=seconds / max(len(usable), 1))
+    return summary
+
+
+def format_summary(summary: dict, tokens: TokenSet) -> str:
+    """The lines a person reads after an evaluation."""
+    lines = []
+    names = ("per", "per61") if tokens.kind == "phones" else ("cer", "wer")
+    labels = {"per": "PER (39 folded phones)", "per61": "PER (61 phones)", "cer": "CER", "wer": "WER"}
+    for name in names:
+        c = summary[name]
+        lines.append(f"{labels[name]:<24} {100 * c['rate']:6.2f}%  (S {c['substitutions']}, D {c['deletions']}, "
+                     f"I {c['insertions']} of {c['reference_length']})")
+    speed = (f"real-time factor {summary['real_time_factor']:.3f} ({summary['audio_seconds'] / 60:.1f} min of audio "
+             f"in {summary['decode_seconds']:.1f} s)" if "real_time_factor" in summary
+             else f"{summary['seconds_per_line'] * 1000:.0f} ms per line")
+    lines.append(f"{summary['utterances']} utterances decoded, {summary['failed']} failed; {speed}")
+    return "\n".join(lines)

@@ -45,3 +45,49 @@ def plot_training_curves(history: list[dict], metric: str, path: str | Path) -> 
             axis.axvspan(min(noisy) - 0.5, max(noisy) + 0.5, color="tab:orange", alpha=0.1, label="weight noise")
         axis.grid(alpha=0.3)
     save_figure(figure, path)
+
+
+def _segment_row(axis, segments, y: float, colour: str) -> None:
+    """Labelled boxes for (label, start, end) triples on row `y`."""
+    for label, start, end in segments:
+        axis.add_patch(plt.Rectangle((start, y - 0.4), end - start, 0.8, facecolor=colour, edgecolor="white",
+                                     alpha=0.35))
+        axis.text((start + end) / 2, y, label, ha="center", va="center", fontsize=7, clip_on=True)
+
+
+def plot_posteriors(transcriber, utterance, features, log_probs, hypothesis, path: str | Path) -> None:
+    """An utterance's spectrogram (or line image), its per-frame label posteriors,
+    and the decoded segments beneath, with the reference segments where the corpus has them."""
+    import torch  # noqa: PLC0415
+
+    tokens, config = transcriber.tokens, transcriber.config.features
+    frames = len(log_probs)
+    left, right = transcriber.frame_edge(0), transcriber.frame_edge(frames)
+    unit = "columns" if transcriber.frontend.modality == "image" else "s"
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(8, min(24, frames / 25)), 7.5), sharex=True,
+                                                 gridspec_kw={"height_ratios": [3, 2, 1.3]})
+    rows = config.n_mels if getattr(config, "kind", "") == "fbank" else features.shape[1]
+    picture = features[:, :rows].T.numpy()
+    top.imshow(picture, aspect="auto", origin="lower" if unit == "s" else "upper", extent=(left, right, 0, rows),
+               cmap="magma" if unit == "s" else "gray_r", interpolation="nearest")
+    top.set(ylabel="mel channel" if unit == "s" else "row", title=f"{utterance.id}: {tokens.to_text(hypothesis)}")
+    times = [transcriber.frame_edge(t + 0.5) for t in range(frames)]
+    probabilities = log_probs.exp()
+    middle.fill_between(times, probabilities[:, 0].numpy(), color="lightgray", label="blank", step="mid")
+    for token in torch.nonzero(probabilities[:, 1:].max(0).values > 0.3).flatten().tolist():
+        curve = probabilities[:, token + 1]
+        middle.plot(times, curve.numpy(), linewidth=1)
+        peak = int(curve.argmax())
+        middle.text(times[peak], float(curve[peak]) + 0.03, tokens.symbols[token + 1], fontsize=7, ha="center")
+    middle.set(ylabel="posterior", ylim=(0, 1.15))
+    middle.legend(loc="upper right", fontsize=7)
+    decoded = [(s.label if s.label != " " else "␣", s.start, s.end) for s in transcriber.segments(log_probs, hypothesis)]
+    _segment_row(bottom, decoded, 1, "tab:blue")
+    names = ["decoded"]
+    if utterance.phones and unit == "s":
+        rate = config.sample_rate
+        _segment_row(bottom, [(p.label, p.start / rate, p.end / rate) for p in utterance.phones], 0, "tab:green")
+        names = ["reference", "decoded"]
+    bottom.set(yticks=range(2 - len(names), 2), yticklabels=names, ylim=(-0.6, 1.6), xlim=(left, right),
+               xlabel=f"time ({unit})" if unit == "s" else "column")
+    save_figure(figure, path)

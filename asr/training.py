@@ -371,7 +371,7 @@ class Trainer:
                                batch.target_lengths, blank=0, reduction="sum", zero_infinity=True).item()
             for index, hypothesis in zip(indices, greedy(log_probs.float().cpu(), batch.lengths)):
                 hypotheses[index] = hypothesis
-        references = [t.tolist() for t in dataset.targets]
+        references = [self.tokens.to_text(t.tolist()) for t in dataset.targets]
         counts = corpus_counts(self.tokens, references, hypotheses)
         return {"loss": loss / len(dataset), **{name: c.rate for name, c in counts.items()}}
 

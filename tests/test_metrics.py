@@ -55,7 +55,5 @@ def test_phone_error_rate_folds_before_scoring():
 
 def test_corpus_counts_by_token_kind():
     tokens = timit_phones()
-    ref = tokens.encode_text("h# ix n h#")
-    hyp = tokens.encode_text("h# ih n")
-    counts = corpus_counts(tokens, [ref], [hyp])
+    counts = corpus_counts(tokens, ["h# ix n h#"], [tokens.encode_text("h# ih n")])
     assert counts["per"].errors == 1 and counts["per61"].errors == 2  # deletion; + substitution

@@ -1,0 +1,240 @@
+"""The public high-level API: a checkpoint in, transcripts with timings out.
+
+    from asr.transcribe import Transcriber
+    transcriber = Transcriber.from_checkpoint("checkpoints/synth-small")
+    result = transcriber.transcribe("speech.wav")     # or a 1-D waveform tensor
+    print(result.text, result.segments[0])
+
+Audio longer than ``chunk_seconds`` is read, featurised and run through the
+network a chunk at a time, each chunk with ``context_seconds`` of audio on both
+sides that the network sees but whose outputs are dropped; the label posteriors
+are decoded in segments cut where the blank is most probable, so memory stays
+bounded whatever the length of the file. A file shorter than one chunk goes
+through in one piece.
+
+Timings come from the CTC alignment: the decoded labels are force-aligned to
+the posteriors (`torchaudio.functional.forced_align`, the Viterbi path of
+Graves et al. 2006 restricted to that labelling); CTC emits each label as a
+spike, so a label's segment runs from the middle of the blank gap before its
+spike to the middle of the gap after it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+import torchaudio.functional as AF
+
+from asr.audio import AudioReader, RawFormat
+from asr.checkpoint import load_model
+from asr.decoding import greedy, prefix_beam_search
+from asr.errors import UserError
+from asr.frontend import Frontend
+from asr.lm import NGramTokenScorer, NGramWordScorer, load_arpa
+from asr.tokens import TokenSet
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "synth-small"
+
+
+@dataclass
+class Segment:
+    """One decoded label with its time span (seconds; for images, pixel columns)."""
+
+    label: str
+    start: float
+    end: float
+    confidence: float  # posterior of the label at its spike
+
+
+@dataclass
+class Transcript:
+    text: str
+    labels: list[str]
+    score: float  # log probability of the labelling (fused with the LM if one is used)
+    segments: list[Segment] = field(default_factory=list)
+    duration: float = 0.0
+    unit: str = "s"  # "s" for audio, "columns" for images
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def language_model(path: str | os.PathLike, tokens: TokenSet):
+    """An ARPA model as a beam-search scorer: over tokens if its words are the model's
+    tokens (a phone bigram, a character n-gram), else over words (characters models only)."""
+    lm = load_arpa(path)
+    words = set(lm.vocabulary) - {"<s>", "</s>", "<unk>"}
+    symbols = set(tokens.symbols[1:]) | {"<space>"}
+    if words and len(words & symbols) >= 0.5 * len(words):
+        return NGramTokenScorer(lm, tokens.symbols)
+    if tokens.kind != "chars":
+        raise UserError(f"{path}: a word-level language model needs a character model; this model emits "
+                        f"{tokens.kind}. Build a {tokens.kind} n-gram: python -m asr.lm --help")
+    return NGramWordScorer(lm, tokens.symbols)
+
+
+class Transcriber:
+    """Front end, model and decoder of one checkpoint; `transcribe` a file or waveform."""
+
+    def __init__(self, model, config, tokens: TokenSet, *, device: str = "cpu", beam_size: int = 1,
+                 lm=None, lm_weight: float = 0.0, insertion_bonus: float = 0.0, chunk_seconds: float = 30.0,
+                 context_seconds: float = 2.0, raw: RawFormat | None = None):
+        self.device = torch.device(device)
+        self.model, self.config, self.tokens = model.to(self.device).eval(), config, tokens
+        self.frontend = Frontend(config.features, raw=raw)
+        self.beam_size, self.lm, self.lm_weight, self.insertion_bonus = beam_size, lm, lm_weight, insertion_bonus
+        self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike = DEFAULT_CHECKPOINT, *, lm_path=None, **options):
+        """A transcriber for the checkpoint (file or run folder); `lm_path` an ARPA file."""
+        model, config, tokens = load_model(path)
+        lm = language_model(lm_path, tokens) if lm_path else None
+        return cls(model, config, tokens, lm=lm, **options)
+
+    # ---- frames and time ----------------------------------------------------------------
+
+    @property
+    def frame_step(self) -> int:
+        """Input samples (audio) or pixel columns (images) between output frames."""
+        f = self.config.features
+        return f.stride if self.frontend.modality == "image" else f.frame_shift * f.stack
+
+    def frame_edge(self, frame: float) -> float:
+        """Where output frame `frame`'s share of the input begins, in seconds (or columns)."""
+        if self.frontend.modality == "image":
+            return frame * self.frame_step
+        f = self.config.features
+        centre_offset = (f.frame_length - f.frame_shift) / 2  # a frame's centre is half a window in
+        return (frame * self.frame_step + centre_offset) / f.sample_rate
+
+    # ---- the network ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def log_probs(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Label log posteriors ``(B, T, V)`` (on the CPU) and lengths for a batch of feature sequences."""
+        lengths = torch.tensor([len(f) for f in features])
+        padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
+        return self.model(padded, lengths).float().cpu(), lengths
+
+    def chunk_log_probs(self, reader: AudioReader) -> Iterator[torch.Tensor]:
+        """The file's posteriors ``(t, V)``, a chunk at a time, each computed with context on both sides."""
+        f = self.config.features
+        step = self.frame_step
+        chunk = max(1, round(self.chunk_seconds * f.sample_rate / step)) * step
+        context = round(self.context_seconds * f.sample_rate / step) * step
+        for start in range(0, reader.num_samples, chunk):
+            begin = max(start - context, 0)  # a multiple of the frame step: frames stay on the file's grid
+            stop = start + chunk + context + f.frame_length
+            waveform = reader.read(begin, stop)
+            if len(waveform) < f.frame_length:
+                break
+            posteriors = self.log_probs([self.frontend.from_waveform(waveform)])[0][0]
+            first = (start - begin) // step
+            yield posteriors[first: first + chunk // step]
+
+    # ---- decoding ---------------------------------------------------------------------------
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
+        """Label ids and score per utterance: best path (beam 1) or prefix beam search."""
+        if self.beam_size <= 1 and self.lm is None:
+            paths = greedy(log_probs, lengths)
+            best = [float(lp[:n].max(-1).values.sum()) for lp, n in zip(log_probs, lengths)]
+            return list(zip(paths, best))
+        found = prefix_beam_search(log_probs, lengths, beam_size=max(self.beam_size, 1), lm=self.lm,
+                                   lm_weight=self.lm_weight, insertion_bonus=self.insertion_bonus, nbest=1)
+        return [(h[0].tokens, h[0].score) if h else ([], float("-inf")) for h in found]
+
+    def segments(self, log_probs: torch.Tensor, ids: list[int], offset: int = 0) -> list[Segment]:
+        """Time spans of `ids` in posteriors ``(T, V)`` whose first frame is frame `offset` of the file."""
+        if not ids:
+            return []
+        alignment, scores = AF.forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=0)
+        spans = AF.merge_tokens(alignment[0], scores[0].exp())
+        edges = [spans[0].start] + [(a.end + b.start) / 2 for a, b in zip(spans, spans[1:])] + [spans[-1].end]
+        return [Segment(self.tokens.symbols[span.token], self.frame_edge(offset + start),
+                        self.frame_edge(offset + end), float(span.score))
+                for span, start, end in zip(spans, edges, edges[1:])]
+
+    def finish(self, ids: list[int], score: float, segments: list[Segment], duration: float, source: str):
+        unit = "columns" if self.frontend.modality == "image" else "s"
+        labels = self.tokens.decode(ids)
+        return Transcript(self.tokens.to_text(ids), labels, score, segments, duration, unit, source)
+
+    # ---- files and waveforms ----------------------------------------------------------------
+
+    def transcribe(self, source: str | os.PathLike | torch.Tensor, sample_rate: int | None = None) -> Transcript:
+        """Transcribe a file (any format the audio or image front end reads) or a 1-D waveform."""
+        if torch.is_tensor(source):
+            return self._transcribe_waveform(source, sample_rate)
+        self.frontend.check(source)
+        if self.frontend.modality == "image":
+            features = self.frontend(source)
+            return self._transcribe_features(features, len(features) * self.frame_step, str(source))
+        with AudioReader(source, self.config.features.sample_rate, raw=self.frontend.raw) as reader:
+            if reader.num_samples < self.config.features.frame_length:
+                raise UserError(f"{source}: is {reader.seconds * 1000:.1f} ms long, shorter than one "
+                                f"{self.config.features.win_ms:g} ms analysis frame. Give a longer recording")
+            return self._transcribe_stream(self.chunk_log_probs(reader), reader.seconds, str(source))
+
+    def _transcribe_waveform(self, waveform: torch.Tensor, sample_rate: int | None) -> Transcript:
+        rate = self.config.features.sample_rate
+        if self.frontend.modality != "audio":
+            raise UserError("this model reads text-line images; give it image files, not waveforms")
+        if waveform.dim() != 1:
+            raise UserError(f"a waveform must be 1-D (samples), got shape {tuple(waveform.shape)}; mix channels down first")
+        if sample_rate and sample_rate != rate:
+            waveform = AF.resample(waveform.float(), sample_rate, rate)
+        features = self.frontend.from_waveform(waveform.float())
+        return self._transcribe_features(features, len(waveform) / rate, "<waveform>")
+
+    def _transcribe_features(self, features: torch.Tensor, duration: float, source: str) -> Transcript:
+        log_probs, lengths = self.log_probs([features])
+        (ids, score), = self.decode(log_probs, lengths)
+        return self.finish(ids, score, self.segments(log_probs[0], ids), duration, source)
+
+    def _transcribe_stream(self, chunks: Iterable[torch.Tensor], duration: float, source: str) -> Transcript:
+        ids, score, segments = [], 0.0, []
+        for offset, posteriors in blank_cut_segments(chunks, self.chunk_frames):
+            (segment_ids, segment_score), = self.decode(posteriors[None], torch.tensor([len(posteriors)]))
+            ids += segment_ids
+            score += segment_score
+            segments += self.segments(posteriors, segment_ids, offset)
+        return self.finish(ids, score, segments, duration, source)
+
+    @property
+    def chunk_frames(self) -> int:
+        return max(1, round(self.chunk_seconds * self.config.features.sample_rate / self.frame_step))
+
+    def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Transcript | UserError]]:
+        """(path, transcript) per file; a file that cannot be read gives its `UserError` instead."""
+        for path in paths:
+            try:
+                yield str(path), self.transcribe(path)
+            except UserError as error:
+                yield str(path), error
+
+
+def blank_cut_segments(chunks: Iterable[torch.Tensor], length: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Regroup a stream of posteriors ``(t, V)`` into segments of about `length` frames.
+
+    Each segment ends at the frame of the highest blank posterior within a
+    quarter of `length` of its nominal end, where no label is being emitted, so
+    decoding segments apart loses (almost) nothing. At most about two segments
+    are held at once. Yields (first frame of the segment, posteriors).
+    """
+    buffer, offset = None, 0
+    for chunk in chunks:
+        buffer = chunk if buffer is None else torch.cat([buffer, chunk])
+        while len(buffer) >= 2 * length:
+            window = buffer[length - length // 4: length + length // 4]
+            cut = length - length // 4 + int(window[:, 0].argmax()) + 1
+            yield offset, buffer[:cut]
+            buffer, offset = buffer[cut:], offset + cut
+    if buffer is not None and len(buffer):
+        yield offset, buffer
