@@ -66,7 +66,11 @@ class NGramLM:
         return [gram[0] for gram in self.ngrams[0]]
 
     def log10_prob(self, word: str, context: Sequence[str] = ()) -> float:
-        """log10 P(word | context) by the ARPA backoff rule; an unknown word reads as ``<unk>``."""
+        """log10 P(word | context) by the ARPA backoff rule.
+
+        An unknown word reads as ``<unk>``; without ``<unk>`` it gets -99 (ARPA's zero;
+        the scorers use their ``oov_log10prob`` penalty instead).
+        """
         if (word,) not in self.ngrams[0]:
             word = UNK
         context = tuple(context)[max(len(context) - self.order + 1, 0) :] if self.order > 1 else ()
@@ -292,7 +296,7 @@ def train_ngram(
 def _count(sequences: Iterable[Sequence[str]], order: int) -> list[Counter]:
     """Raw counts of the k-grams (k = 1..order) of ``<s> sequence </s>``."""
     counts = [Counter() for _ in range(order)]
-    for sequence in sequences:
+    for sequence in tqdm(sequences, desc=f"counting {order}-grams", unit=" sentences", leave=False, disable=None):
         padded = (BOS, *sequence, EOS)
         for k in range(1, order + 1):
             counts[k - 1].update(padded[i : i + k] for i in range(len(padded) - k + 1))
@@ -539,13 +543,13 @@ class NGramWordScorer:
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
         trie = self.trie.on(states.device)
-        shape = torch.broadcast_shapes(states.shape, token_ids.shape)
         lm_states, nodes = states // self.nodes, states % self.nodes
         if "dense" in trie:
             child = trie["dense"][nodes * self.vocab + token_ids]
         else:
             found, child = _lookup(trie["edge_keys"], trie["edge_children"], nodes * self.vocab + token_ids)
             child = torch.where(found & (nodes != self.oov_node), child, self.oov_node)
+        shape = child.shape  # states and tokens broadcast
         is_space = token_ids == self.space
         new_states = (lm_states * self.nodes + torch.where(is_space, 0, child)).expand(shape).clone()
         # A space closes the word before it (none after a space); only those ask the n-gram.
