@@ -205,6 +205,7 @@ class _Settings:
     """What stays fixed during one search."""
 
     blank: int
+    vocab: int
     lm: LMScorer | None
     lm_weight: float
     insertion_bonus: float
@@ -241,7 +242,6 @@ def _step(
     token it emitted (-1 when the prefix did not grow): the back-pointers.
     """
     neg_inf = float("-inf")
-    blank, lm, lm_weight, insertion_bonus = settings.blank, settings.lm, settings.lm_weight, settings.insertion_bonus
     tokens, token_log_p, column = candidates
     _, batch, width = beam.scores.shape
     columns = tokens.shape[1]
@@ -251,7 +251,7 @@ def _step(
     last_log_p = frame.gather(1, last)
 
     # Prefixes that do not grow: a blank, or the last label repeated (merged).
-    stay_blank = total + frame[:, blank, None]
+    stay_blank = total + frame[:, settings.blank, None]
     stay_label = p_label + last_log_p  # -inf for the empty prefix
 
     # An extension l+c that is already in the beam as entry j adds its mass to j.
@@ -271,11 +271,14 @@ def _step(
     extend.view(batch, -1).scatter_(1, torch.where(has_parent, parent * columns + last_column, settings.parked), neg_inf)
     extend[:, :, -1] = neg_inf
 
-    extension_fusion = (fusion + insertion_bonus)[:, :, None]
-    if lm is not None:
-        lm_log_p, next_lm_state = lm.score(lm_state[:, :, None], tokens[:, None, :])
-        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend).reshape(batch, -1)
-        extension_fusion = extension_fusion + lm_weight * lm_log_p.view_as(extend)
+    grown_fusion = fusion + settings.insertion_bonus
+    extension_fusion = grown_fusion[:, :, None]
+    lm_scores = None
+    if settings.lm is not None:
+        lm_log_p, next_lm_state = settings.lm.score(lm_state[:, :, None], tokens[:, None, :])
+        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend)
+        extension_fusion = extension_fusion + settings.lm_weight * lm_log_p
+        lm_scores = (lm_log_p.reshape(batch, -1), next_lm_state.expand_as(extend).reshape(batch, -1))
     scores = torch.cat(
         [torch.logaddexp(stay_blank, stay_label) + fusion, (extend + extension_fusion).view(batch, -1)], 1
     )
@@ -283,33 +286,48 @@ def _step(
     threshold = settings.beam_threshold
     alive = best > (neg_inf if threshold is None else best[:, :1] - threshold)
 
-    # Each chosen candidate is a prefix kept (index < W) or an extension (w, k).
-    grows = chosen >= width
-    source, ext_index = settings.source_of[chosen], settings.extension_of[chosen]
-    token = tokens.gather(1, settings.column_of[chosen])
-    kept_scores = torch.stack([stay_blank, stay_label, fusion, lm_log_prob, fusion + insertion_bonus])
-    kept_scores = kept_scores.gather(2, source.expand(5, -1, -1))
-    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+    kept = torch.stack([stay_blank, stay_label, fusion, lm_log_prob, grown_fusion])
+    new, source, grows = _advance(beam, kept, extend.view(batch, -1), lm_scores, chosen, alive, tokens, settings)
+    # Back-pointers; a kept prefix that took most of its mass from its parent points there.
     reborn_here = reborn.gather(1, source) & ~grows
     back_source = torch.where(reborn_here, parent.gather(1, source), source)
-    back_token = torch.where(grows, token, torch.where(reborn_here, kept_ids[0], -1))
+    back_token = torch.where(grows | reborn_here, new.ids[0], -1)
+    return new, back_source, back_token
 
-    grown_label = extend.view(batch, -1).gather(1, ext_index)
-    grown_fusion, grown_lm_log_prob = kept_scores[4], kept_scores[3]
-    if lm is not None:
-        grown_lm_log_p = lm_log_p.gather(1, ext_index)
-        grown_fusion, grown_lm_log_prob = grown_fusion + lm_weight * grown_lm_log_p, grown_lm_log_prob + grown_lm_log_p
-    grown_scores = torch.stack([torch.full_like(grown_label, neg_inf), grown_label, grown_fusion, grown_lm_log_prob])
+
+def _advance(
+    beam: _Beam, kept: Tensor, extensions: Tensor, lm_scores: tuple[Tensor, Tensor] | None,
+    chosen: Tensor, alive: Tensor, tokens: Tensor, settings: _Settings,
+) -> tuple[_Beam, Tensor, Tensor]:
+    """The beam made of the chosen candidates, each a prefix kept (index < W) or an extension.
+
+    kept ``(5, B, W)``: the kept prefixes' p_blank, p_label, fusion and LM log prob,
+    and the fusion of their extensions; extensions ``(B, W*(K+1))``: their p_label;
+    lm_scores: the extensions' LM log probs and next states. Returns the new beam,
+    the slot each new entry comes from, and whether it grew.
+    """
+    grows = chosen >= kept.shape[2]
+    source, extension = settings.source_of[chosen], settings.extension_of[chosen]
+    token = tokens.gather(1, settings.column_of[chosen])
+    kept = kept.gather(2, source.expand(len(kept), -1, -1))
+    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+
+    grown_label = extensions.gather(1, extension)
     _, kept_key, _, grown_state, kept_length = kept_ids
-    if lm is not None:
-        grown_state = next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index)
-    grown_key = kept_key ^ settings.hash_codes[kept_length * frame.shape[1] + token]
+    grown_fusion, grown_lm_log_prob = kept[4], kept[3]
+    if lm_scores is not None:
+        lm_log_p = lm_scores[0].gather(1, extension)
+        grown_fusion = grown_fusion + settings.lm_weight * lm_log_p
+        grown_lm_log_prob = grown_lm_log_prob + lm_log_p
+        grown_state = lm_scores[1].gather(1, extension)
+    grown = torch.stack([torch.full_like(grown_label, float("-inf")), grown_label, grown_fusion, grown_lm_log_prob])
+    grown_key = kept_key ^ settings.hash_codes[kept_length * settings.vocab + token]
     grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
     new = _Beam(
-        scores=torch.where(grows, grown_scores, kept_scores[:4]).masked_fill_(~alive, neg_inf),
+        scores=torch.where(grows, grown, kept[:4]).masked_fill_(~alive, float("-inf")),
         ids=torch.where(grows, grown_ids, kept_ids),
     )
-    return new, back_source, back_token
+    return new, source, grows
 
 
 def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> Tensor:
@@ -365,7 +383,7 @@ def prefix_beam_search(
     beam = _Beam.start(batch, beam_size, blank, lm.initial_state() if lm else 0, log_probs)
     columns = candidates.tokens.shape[2]
     settings = _Settings.of(
-        batch, beam_size, columns, _hash_codes(frames, vocab, log_probs.device), blank=blank, lm=lm,
+        batch, beam_size, columns, _hash_codes(frames, vocab, log_probs.device), blank=blank, vocab=vocab, lm=lm,
         lm_weight=lm_weight, insertion_bonus=insertion_bonus, beam_threshold=beam_threshold,
     )
     sources, emitted = [], []

@@ -380,10 +380,12 @@ class _NGramTables:
     """The model as tensors: n-gram ids, keys ``context_id * |V| + word``, backoff chains.
 
     Id 0 is the empty context; ids go order by order, so the states (the n-grams
-    below the highest order) are ids ``0 .. num_states - 1``.
+    below the highest order) are ids ``0 .. num_states - 1``. Scores are read from
+    rows (every word after one state) kept by a `_RowCache` per device: all rows
+    up front when states x words is at most ``dense_limit``, else as states come.
     """
 
-    DENSE_LIMIT = 1 << 21  # states x words tabulated at most
+    DENSE_LIMIT = 1 << 21
 
     def __init__(self, lm: NGramLM, oov_log10prob: float, dense_limit: int | None = None):
         self.order = lm.order
@@ -394,13 +396,10 @@ class _NGramTables:
         for level in ngrams:
             self.ids.update((gram, len(self.ids)) for gram in level)
         self.num_states = 1 + sum(len(level) for level in ngrams[:-1])
-        tensors = self._index([entry for level in ngrams for entry in level.values()])
+        self.devices = _OnDevices(self._index([entry for level in ngrams for entry in level.values()]))
         limit = self.DENSE_LIMIT if dense_limit is None else dense_limit
-        if self.num_states * len(self.words) <= limit:  # small: tabulate every state x word
-            states = torch.arange(self.num_states)[:, None].expand(-1, len(self.words))
-            words = torch.arange(len(self.words))[None, :].expand(self.num_states, -1)
-            tensors["dense_log_p"], tensors["dense_next"] = self._search(tensors, states, words)
-        self.devices = _OnDevices(tensors)
+        self.dense = self.num_states * len(self.words) <= limit
+        self._caches: dict[torch.device, _RowCache] = {}
 
     def _index(self, entries: list[tuple[float, float | None]]) -> dict[str, Tensor]:
         grams = list(self.ids)[1:]
@@ -433,14 +432,13 @@ class _NGramTables:
 
     def score(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """Natural-log P(word | state) and the next states (word: indices into ``self.words``)."""
-        tensors = self.devices.on(states.device)
-        if "dense_log_p" in tensors:
-            flat = states * tensors["dense_log_p"].shape[1] + words
-            return tensors["dense_log_p"].view(-1)[flat], tensors["dense_next"].view(-1)[flat]
-        return self._search(tensors, states, words)
+        if states.device not in self._caches:
+            self._caches[states.device] = _RowCache(self, states.device)
+        return self._caches[states.device].score(states, words)
 
-    def _search(self, tensors: dict[str, Tensor], states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
+    def search(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """The ARPA backoff rule, vectorised: at most ``order`` binary searches."""
+        tensors = self.devices.on(states.device)
         states, words = torch.broadcast_tensors(states, words)
         total = torch.zeros(states.shape, dtype=torch.float64, device=states.device)
         found_gram = torch.zeros_like(states)
@@ -453,6 +451,55 @@ class _NGramTables:
             done |= hit
             states = torch.where(done, states, tensors["suffix"][states])
         return total, tensors["next_state"][found_gram]
+
+
+class _RowCache:
+    """Rows ``log P(w | state)`` and next state, for every word w, of the states met so far.
+
+    A search meets few distinct states: each is looked up once for all words (one
+    vectorised `_NGramTables.search`), then read by a gather. When the rows would
+    pass ``LIMIT`` entries the cache starts again.
+    """
+
+    LIMIT = 1 << 22
+
+    def __init__(self, tables: _NGramTables, device: torch.device):
+        self.tables, self.vocab = tables, len(tables.words)
+        self.slot_of = torch.full((tables.num_states,), -1, dtype=torch.long, device=device)
+        self.log_p = torch.empty((0, self.vocab), dtype=torch.float64, device=device)
+        self.next_state = torch.empty((0, self.vocab), dtype=torch.long, device=device)
+        self.size = 0
+        if tables.dense:
+            self.slots(torch.arange(tables.num_states, device=device))
+
+    def score(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
+        flat = self.slots(states) * self.vocab + words
+        return self.log_p.view(-1)[flat], self.next_state.view(-1)[flat]
+
+    def slots(self, states: Tensor) -> Tensor:
+        slots = self.slot_of[states]
+        missing = slots < 0
+        if bool(missing.any()):
+            new = torch.unique(states[missing])
+            if (self.size + len(new)) * self.vocab > max(self.LIMIT, len(new) * self.vocab):
+                self.slot_of.fill_(-1)  # full: start again with the states asked for now
+                self.size, new = 0, torch.unique(states)
+            self._append(new)
+            slots = self.slot_of[states]
+        return slots
+
+    def _append(self, states: Tensor) -> None:
+        end = self.size + len(states)
+        if end > len(self.log_p):  # grow by doubling, so appending stays cheap
+            capacity = max(end, 2 * len(self.log_p))
+            self.log_p = torch.cat([self.log_p[: self.size], self.log_p.new_empty(capacity - self.size, self.vocab)])
+            self.next_state = torch.cat(
+                [self.next_state[: self.size], self.next_state.new_empty(capacity - self.size, self.vocab)]
+            )
+        words = torch.arange(self.vocab, device=states.device)
+        self.log_p[self.size : end], self.next_state[self.size : end] = self.tables.search(states[:, None], words)
+        self.slot_of[states] = torch.arange(self.size, end, device=states.device)
+        self.size = end
 
 
 class NGramTokenScorer:
