@@ -21,8 +21,13 @@
 A scorer compiles the model into tensors: every n-gram gets an id, a state is the id
 of the longest suffix of the history that the model holds (its "context"), and a
 lookup of word w after state s is a binary search for the key ``s * |V| + w``
-among the n-grams' keys, backing off along the suffix ids. When states x words is
-small (phone bigrams, character trigrams) the scorer tabulates all of it once.
+among the n-grams' keys, backing off along the suffix ids (at most ``order``
+searches, all candidates at once). The search reads scores from rows (every word
+after one state), computed once per state met and cached; when states x words is
+small (phone bigrams, character trigrams) all rows are computed up front.
+
+Training is plain Python counting: fine for transcripts (TIMIT, a few MB of text);
+for large text corpora train with KenLM (``lmplz``) and `load_arpa` its output.
 """
 
 from __future__ import annotations
