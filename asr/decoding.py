@@ -268,7 +268,8 @@ def _step(
     extend = total[:, :, None] + token_log_p[:, None, :]
     last_column = column.gather(1, last)
     extend.scatter_(2, last_column[:, :, None], (p_blank + last_log_p)[:, :, None])
-    extend.view(batch, -1).scatter_(1, torch.where(has_parent, parent * columns + last_column, settings.parked), neg_inf)
+    counted = torch.where(has_parent, parent * columns + last_column, settings.parked)
+    extend.view(batch, -1).scatter_(1, counted, neg_inf)
     extend[:, :, -1] = neg_inf
 
     grown_fusion = fusion + settings.insertion_bonus

@@ -101,7 +101,7 @@ class NGramLM:
 
     def write_arpa(self, path: str | os.PathLike) -> None:
         """Write the model as an ARPA file, atomically (temp file, then rename)."""
-        lines = ["", "\\data\\"]
+        lines = ["\\data\\"]
         lines += [f"ngram {k}={len(grams)}" for k, grams in enumerate(self.ngrams, 1)]
         for k, grams in enumerate(self.ngrams, 1):
             lines += ["", f"\\{k}-grams:"]
@@ -123,7 +123,11 @@ def _arpa_word(word: str) -> str:
 
 def _write_atomically(path: str | os.PathLike, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".arpa")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".arpa")
+    except OSError as error:
+        raise file_error(path, f"cannot write the language model ({error.strerror})",
+                         "Check that the folder exists and is writable") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -515,7 +519,9 @@ class NGramTokenScorer:
     ``oov_log10prob``.
     """
 
-    def __init__(self, lm: NGramLM, symbols: Sequence[str], oov_log10prob: float = -10.0, dense_limit: int | None = None):
+    def __init__(
+        self, lm: NGramLM, symbols: Sequence[str], oov_log10prob: float = -10.0, dense_limit: int | None = None
+    ):
         self.tables = _NGramTables(lm, oov_log10prob, dense_limit)
         words = self.tables.words
         if EOS not in words:
@@ -578,7 +584,9 @@ class NGramWordScorer:
             word_at[node] = index
         self.oov_node = len(children)
         self.nodes = len(children) + 1
-        edges = sorted((node * self.vocab + char, child) for node, c in enumerate(children) for char, child in c.items())
+        edges = sorted(
+            (node * self.vocab + char, child) for node, out in enumerate(children) for char, child in out.items()
+        )
         edge_keys = torch.tensor([k for k, _ in edges], dtype=torch.long)
         edge_children = torch.tensor([c for _, c in edges], dtype=torch.long)
         unk = self.tables.words[UNK]

@@ -212,7 +212,8 @@ def main() -> None:
         for beam_size in args.beams:
             for top_k in args.top_ks:
                 r = compare(args, vocab, beam_size, top_k or None)
-                print(f"| {r['vocab']} | {r['beam']} | {r['top_k']} | {r['agree_peaked']:.0f}% | {r['agree_soft']:.0f}% "
+                print(f"| {r['vocab']} | {r['beam']} | {r['top_k']} "
+                      f"| {r['agree_peaked']:.0f}% | {r['agree_soft']:.0f}% "
                       f"| {r['soft_better']:.0f}% / {r['soft_worse']:.0f}% | {r['soft_gain']:+.2f} "
                       f"| {timing(r['cpu'])} | {timing(r['wall'])} |", flush=True)
     if args.lm:
