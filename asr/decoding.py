@@ -20,7 +20,8 @@ length are ignored.
   and an extension ``l+c`` that is already in the beam has its mass added to that
   entry. The score of a prefix is ``logsumexp(p_b, p_nb)``: the log probability of
   the labelling summed over all its alignments, so with an unbounded beam the
-  search is exact and a final score equals ``-ctc_loss``.
+  search is exact and a final score equals ``-ctc_loss``. With a finite beam it is
+  a lower bound: alignments are lost while a prefix is out of the beam.
 
 Shallow fusion (Gulcehre et al. 2015; Hannun et al. 2014 eq. 2): with an LM the
 search ranks prefixes by ``log P_ctc + lm_weight * log P_lm + insertion_bonus * len``
@@ -29,11 +30,11 @@ its scorer says: a token-level LM scores every token extension; a word-level LM
 over a character model scores a word when the space token ends it, and the last
 word at the end of the utterance. At the end the LM's ``</s>`` is added.
 
-How the search is vectorised: the beam of every utterance is a set of ``(B, W)``
-tensors (``p_b``, ``p_nb``, last token, prefix hash, ...). Each frame forms all
-``W * K`` extensions (K = the tokens kept by pruning) with tensor ops, finds which
-extensions already sit in the beam by comparing each entry's parent hash with
-every entry's hash (``(B, W, W)``), and keeps the best ``W`` of the ``W + W*K``
+How the search is vectorised: the beams of all utterances are ``(B, W)`` tensors
+(``p_b``, ``p_nb``, last token, prefix hash, ...). Each frame forms all ``W * K``
+extensions (K = the tokens kept by pruning) with one broadcast add, finds the
+extensions that already sit in the beam by a binary search of each entry's parent
+hash among the sorted hashes, and keeps the best ``W`` of the ``W + W*K``
 candidates with one ``topk``. Prefix identity is a tabulation hash (Zobrist
 1970): the XOR of a random 62-bit code per (position, token), so two different
 prefixes collide with probability 2**-62. Tokens are recovered at the end by
@@ -96,6 +97,7 @@ class Hypothesis:
     timesteps: list[int] = field(default_factory=list)
 
 
+@torch.no_grad()
 def greedy(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[list[int]]:
     """Best-path decoding: argmax per frame, repeats merged, blanks removed.
 
@@ -198,23 +200,44 @@ def _parents(key: Tensor, parent_key: Tensor, alive: Tensor) -> tuple[Tensor, Te
     return found, order.gather(1, position)
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What stays fixed during one search."""
+
+    blank: int
+    vocab: int
+    lm: LMScorer | None
+    lm_weight: float
+    insertion_bonus: float
+    beam_threshold: float | None
+    parked: Tensor  # (B, W): each row's dummy column in the flattened (W, K+1) extensions
+    hash_codes: Tensor  # from `_hash_codes`
+    # For each of the W + W*(K+1) candidates: the slot it comes from, its index among the
+    # extensions (0 for a kept prefix), its token column.
+    source_of: Tensor
+    extension_of: Tensor
+    column_of: Tensor
+
+    @classmethod
+    def of(cls, batch: int, width: int, columns: int, hash_codes: Tensor, **options) -> "_Settings":
+        device = hash_codes.device
+        slots, extensions = torch.arange(width, device=device), torch.arange(width * columns, device=device)
+        return cls(
+            **options,
+            parked=(slots * columns + columns - 1).expand(batch, -1),
+            hash_codes=hash_codes,
+            source_of=torch.cat([slots, extensions // columns]),
+            extension_of=torch.cat([torch.zeros_like(slots), extensions]),
+            column_of=torch.cat([torch.zeros_like(slots), extensions % columns]),
+        )
+
+
 def _step(
-    beam: _Beam,
-    frame: Tensor,
-    candidates: tuple[Tensor, Tensor, Tensor],
-    parked: Tensor,
-    hash_codes: Tensor,
-    blank: int,
-    lm: LMScorer | None,
-    lm_weight: float,
-    insertion_bonus: float,
-    beam_threshold: float | None,
+    beam: _Beam, frame: Tensor, candidates: tuple[Tensor, Tensor, Tensor], settings: _Settings
 ) -> tuple[_Beam, Tensor, Tensor]:
     """One frame of the prefix beam search.
 
-    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`;
-    parked: ``(B, W)`` each row's dummy column in the flattened ``(W, K+1)`` extensions;
-    hash_codes: from `_hash_codes`.
+    frame: ``(B, V)`` log probs; candidates: this frame's slice of `_Candidates`.
     Returns the new beam, and for each new slot the old slot it came from and the
     token it emitted (-1 when the prefix did not grow): the back-pointers.
     """
@@ -228,7 +251,7 @@ def _step(
     last_log_p = frame.gather(1, last)
 
     # Prefixes that do not grow: a blank, or the last label repeated (merged).
-    stay_blank = total + frame[:, blank, None]
+    stay_blank = total + frame[:, settings.blank, None]
     stay_label = p_label + last_log_p  # -inf for the empty prefix
 
     # An extension l+c that is already in the beam as entry j adds its mass to j.
@@ -245,50 +268,70 @@ def _step(
     extend = total[:, :, None] + token_log_p[:, None, :]
     last_column = column.gather(1, last)
     extend.scatter_(2, last_column[:, :, None], (p_blank + last_log_p)[:, :, None])
-    extend.view(batch, -1).scatter_(1, torch.where(has_parent, parent * columns + last_column, parked), neg_inf)
+    counted = torch.where(has_parent, parent * columns + last_column, settings.parked)
+    extend.view(batch, -1).scatter_(1, counted, neg_inf)
     extend[:, :, -1] = neg_inf
 
-    grown_fusion = (fusion + insertion_bonus)[:, :, None]
-    if lm is not None:
-        lm_log_p, next_lm_state = lm.score(lm_state[:, :, None], tokens[:, None, :])
-        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend).reshape(batch, -1)
-        grown_fusion = grown_fusion + lm_weight * lm_log_p.view_as(extend)
-    scores = torch.cat([torch.logaddexp(stay_blank, stay_label) + fusion, (extend + grown_fusion).view(batch, -1)], 1)
+    grown_fusion = fusion + settings.insertion_bonus
+    extension_fusion = grown_fusion[:, :, None]
+    lm_scores = None
+    if settings.lm is not None:
+        lm_log_p, next_lm_state = settings.lm.score(lm_state[:, :, None], tokens[:, None, :])
+        lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend)
+        extension_fusion = extension_fusion + settings.lm_weight * lm_log_p
+        lm_scores = (lm_log_p.reshape(batch, -1), next_lm_state.expand_as(extend).reshape(batch, -1))
+    scores = torch.cat(
+        [torch.logaddexp(stay_blank, stay_label) + fusion, (extend + extension_fusion).view(batch, -1)], 1
+    )
     best, chosen = scores.topk(width, dim=1)
-    alive = best > (neg_inf if beam_threshold is None else best[:, :1] - beam_threshold)
+    threshold = settings.beam_threshold
+    alive = best > (neg_inf if threshold is None else best[:, :1] - threshold)
 
-    # Each chosen candidate is a prefix kept (index < W) or an extension (w, k).
-    grows = chosen >= width
-    ext_index = (chosen - width).clamp(min=0)
-    source = torch.where(grows, ext_index // columns, chosen)
-    token = tokens.gather(1, ext_index % columns)
-    kept_scores = torch.stack([stay_blank, stay_label, fusion, lm_log_prob]).gather(2, source.expand(4, -1, -1))
-    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+    kept = torch.stack([stay_blank, stay_label, fusion, lm_log_prob, grown_fusion])
+    new, source, grows = _advance(beam, kept, extend.view(batch, -1), lm_scores, chosen, alive, tokens, settings)
+    # Back-pointers; a kept prefix that took most of its mass from its parent points there.
     reborn_here = reborn.gather(1, source) & ~grows
     back_source = torch.where(reborn_here, parent.gather(1, source), source)
-    back_token = torch.where(grows, token, torch.where(reborn_here, kept_ids[0], -1))
-
-    grown_lm_log_p = 0.0 if lm is None else lm_log_p.gather(1, ext_index)
-    grown_label = extend.view(batch, -1).gather(1, ext_index)
-    grown_scores = torch.stack([
-        torch.full_like(grown_label, neg_inf),
-        grown_label,
-        kept_scores[2] + insertion_bonus + lm_weight * grown_lm_log_p,
-        kept_scores[3] + grown_lm_log_p,
-    ])
-    _, kept_key, _, grown_state, kept_length = kept_ids
-    if lm is not None:
-        grown_state = next_lm_state.expand_as(extend).reshape(batch, -1).gather(1, ext_index)
-    grown_key = kept_key ^ hash_codes[kept_length * frame.shape[1] + token]
-    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
-    new = _Beam(
-        scores=torch.where(grows, grown_scores, kept_scores).masked_fill_(~alive, neg_inf),
-        ids=torch.where(grows, grown_ids, kept_ids),
-    )
+    back_token = torch.where(grows | reborn_here, new.ids[0], -1)
     return new, back_source, back_token
 
 
-def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> tuple[Tensor, Tensor]:
+def _advance(
+    beam: _Beam, kept: Tensor, extensions: Tensor, lm_scores: tuple[Tensor, Tensor] | None,
+    chosen: Tensor, alive: Tensor, tokens: Tensor, settings: _Settings,
+) -> tuple[_Beam, Tensor, Tensor]:
+    """The beam made of the chosen candidates, each a prefix kept (index < W) or an extension.
+
+    kept ``(5, B, W)``: the kept prefixes' p_blank, p_label, fusion and LM log prob,
+    and the fusion of their extensions; extensions ``(B, W*(K+1))``: their p_label;
+    lm_scores: the extensions' LM log probs and next states. Returns the new beam,
+    the slot each new entry comes from, and whether it grew.
+    """
+    grows = chosen >= kept.shape[2]
+    source, extension = settings.source_of[chosen], settings.extension_of[chosen]
+    token = tokens.gather(1, settings.column_of[chosen])
+    kept = kept.gather(2, source.expand(len(kept), -1, -1))
+    kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
+
+    grown_label = extensions.gather(1, extension)
+    _, kept_key, _, grown_state, kept_length = kept_ids
+    grown_fusion, grown_lm_log_prob = kept[4], kept[3]
+    if lm_scores is not None:
+        lm_log_p = lm_scores[0].gather(1, extension)
+        grown_fusion = grown_fusion + settings.lm_weight * lm_log_p
+        grown_lm_log_prob = grown_lm_log_prob + lm_log_p
+        grown_state = lm_scores[1].gather(1, extension)
+    grown = torch.stack([torch.full_like(grown_label, float("-inf")), grown_label, grown_fusion, grown_lm_log_prob])
+    grown_key = kept_key ^ settings.hash_codes[kept_length * settings.vocab + token]
+    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
+    new = _Beam(
+        scores=torch.where(grows, grown, kept[:4]).masked_fill_(~alive, float("-inf")),
+        ids=torch.where(grows, grown_ids, kept_ids),
+    )
+    return new, source, grows
+
+
+def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> Tensor:
     """Follow the back-pointers from the final ``slots`` ``(B, N)``.
 
     Returns ``(B, N, T)`` tokens emitted at each frame (-1 for none) on the CPU.
@@ -300,6 +343,7 @@ def _backtrack(sources: list[Tensor], emitted: list[Tensor], slots: Tensor) -> t
     return torch.stack(frames[::-1], dim=-1).cpu()
 
 
+@torch.no_grad()
 def prefix_beam_search(
     log_probs: Tensor,
     lengths: Tensor | None = None,
@@ -324,11 +368,11 @@ def prefix_beam_search(
 
     Returns, per utterance, its hypotheses best first (``score`` descending).
     """
-    if beam_size < 1:
-        raise ValueError("beam_size must be at least 1")
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be (batch, frames, vocabulary), got shape {tuple(log_probs.shape)}")
+    if beam_size < 1 or (top_k is not None and top_k < 1):
+        raise ValueError("beam_size and top_k must be at least 1")
     batch, _, vocab = log_probs.shape
-    if top_k is not None and top_k < 1:
-        raise ValueError("top_k must be at least 1")
     inside = _frame_mask(log_probs, lengths)
     # Past its end an utterance sees certain blanks: p_b + p_nb is kept and nothing grows.
     padding = torch.full((vocab,), float("-inf"), dtype=log_probs.dtype, device=log_probs.device)
@@ -339,15 +383,14 @@ def prefix_beam_search(
     candidates = _Candidates.of(emissions[:, :frames], blank, top_k, token_threshold)
     beam = _Beam.start(batch, beam_size, blank, lm.initial_state() if lm else 0, log_probs)
     columns = candidates.tokens.shape[2]
-    parked = torch.arange(beam_size, device=log_probs.device).expand(batch, -1) * columns + columns - 1
-    hash_codes = _hash_codes(frames, vocab, log_probs.device)
+    settings = _Settings.of(
+        batch, beam_size, columns, _hash_codes(frames, vocab, log_probs.device), blank=blank, vocab=vocab, lm=lm,
+        lm_weight=lm_weight, insertion_bonus=insertion_bonus, beam_threshold=beam_threshold,
+    )
     sources, emitted = [], []
     for t in range(frames):
         frame_candidates = (candidates.tokens[:, t], candidates.log_p[:, t], candidates.column[:, t])
-        beam, source, token = _step(
-            beam, emissions[:, t], frame_candidates, parked, hash_codes, blank, lm, lm_weight, insertion_bonus,
-            beam_threshold,
-        )
+        beam, source, token = _step(beam, emissions[:, t], frame_candidates, settings)
         sources.append(source)
         emitted.append(token)
     return _hypotheses(beam, sources, emitted, lm, lm_weight, nbest)

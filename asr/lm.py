@@ -21,8 +21,13 @@
 A scorer compiles the model into tensors: every n-gram gets an id, a state is the id
 of the longest suffix of the history that the model holds (its "context"), and a
 lookup of word w after state s is a binary search for the key ``s * |V| + w``
-among the n-grams' keys, backing off along the suffix ids. When states x words is
-small (phone bigrams, character trigrams) the scorer tabulates all of it once.
+among the n-grams' keys, backing off along the suffix ids (at most ``order``
+searches, all candidates at once). The search reads scores from rows (every word
+after one state), computed once per state met and cached; when states x words is
+small (phone bigrams, character trigrams) all rows are computed up front.
+
+Training is plain Python counting: fine for transcripts (TIMIT, a few MB of text);
+for large text corpora train with KenLM (``lmplz``) and `load_arpa` its output.
 """
 
 from __future__ import annotations
@@ -66,7 +71,11 @@ class NGramLM:
         return [gram[0] for gram in self.ngrams[0]]
 
     def log10_prob(self, word: str, context: Sequence[str] = ()) -> float:
-        """log10 P(word | context) by the ARPA backoff rule; an unknown word reads as ``<unk>``."""
+        """log10 P(word | context) by the ARPA backoff rule.
+
+        An unknown word reads as ``<unk>``; without ``<unk>`` it gets -99 (ARPA's zero;
+        the scorers use their ``oov_log10prob`` penalty instead).
+        """
         if (word,) not in self.ngrams[0]:
             word = UNK
         context = tuple(context)[max(len(context) - self.order + 1, 0) :] if self.order > 1 else ()
@@ -92,7 +101,7 @@ class NGramLM:
 
     def write_arpa(self, path: str | os.PathLike) -> None:
         """Write the model as an ARPA file, atomically (temp file, then rename)."""
-        lines = ["", "\\data\\"]
+        lines = ["\\data\\"]
         lines += [f"ngram {k}={len(grams)}" for k, grams in enumerate(self.ngrams, 1)]
         for k, grams in enumerate(self.ngrams, 1):
             lines += ["", f"\\{k}-grams:"]
@@ -114,7 +123,11 @@ def _arpa_word(word: str) -> str:
 
 def _write_atomically(path: str | os.PathLike, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".arpa")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".arpa")
+    except OSError as error:
+        raise file_error(path, f"cannot write the language model ({error.strerror})",
+                         "Check that the folder exists and is writable") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -292,7 +305,7 @@ def train_ngram(
 def _count(sequences: Iterable[Sequence[str]], order: int) -> list[Counter]:
     """Raw counts of the k-grams (k = 1..order) of ``<s> sequence </s>``."""
     counts = [Counter() for _ in range(order)]
-    for sequence in sequences:
+    for sequence in tqdm(sequences, desc=f"counting {order}-grams", unit=" sentences", leave=False, disable=None):
         padded = (BOS, *sequence, EOS)
         for k in range(1, order + 1):
             counts[k - 1].update(padded[i : i + k] for i in range(len(padded) - k + 1))
@@ -376,10 +389,12 @@ class _NGramTables:
     """The model as tensors: n-gram ids, keys ``context_id * |V| + word``, backoff chains.
 
     Id 0 is the empty context; ids go order by order, so the states (the n-grams
-    below the highest order) are ids ``0 .. num_states - 1``.
+    below the highest order) are ids ``0 .. num_states - 1``. Scores are read from
+    rows (every word after one state) kept by a `_RowCache` per device: all rows
+    up front when states x words is at most ``dense_limit``, else as states come.
     """
 
-    DENSE_LIMIT = 1 << 21  # states x words tabulated at most
+    DENSE_LIMIT = 1 << 21
 
     def __init__(self, lm: NGramLM, oov_log10prob: float, dense_limit: int | None = None):
         self.order = lm.order
@@ -390,13 +405,10 @@ class _NGramTables:
         for level in ngrams:
             self.ids.update((gram, len(self.ids)) for gram in level)
         self.num_states = 1 + sum(len(level) for level in ngrams[:-1])
-        tensors = self._index([entry for level in ngrams for entry in level.values()])
+        self.devices = _OnDevices(self._index([entry for level in ngrams for entry in level.values()]))
         limit = self.DENSE_LIMIT if dense_limit is None else dense_limit
-        if self.num_states * len(self.words) <= limit:  # small: tabulate every state x word
-            states = torch.arange(self.num_states)[:, None].expand(-1, len(self.words))
-            words = torch.arange(len(self.words))[None, :].expand(self.num_states, -1)
-            tensors["dense_log_p"], tensors["dense_next"] = self._search(tensors, states, words)
-        self.devices = _OnDevices(tensors)
+        self.dense = self.num_states * len(self.words) <= limit
+        self._caches: dict[torch.device, _RowCache] = {}
 
     def _index(self, entries: list[tuple[float, float | None]]) -> dict[str, Tensor]:
         grams = list(self.ids)[1:]
@@ -429,14 +441,13 @@ class _NGramTables:
 
     def score(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """Natural-log P(word | state) and the next states (word: indices into ``self.words``)."""
-        tensors = self.devices.on(states.device)
-        if "dense_log_p" in tensors:
-            flat = states * tensors["dense_log_p"].shape[1] + words
-            return tensors["dense_log_p"].view(-1)[flat], tensors["dense_next"].view(-1)[flat]
-        return self._search(tensors, states, words)
+        if states.device not in self._caches:
+            self._caches[states.device] = _RowCache(self, states.device)
+        return self._caches[states.device].score(states, words)
 
-    def _search(self, tensors: dict[str, Tensor], states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
+    def search(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
         """The ARPA backoff rule, vectorised: at most ``order`` binary searches."""
+        tensors = self.devices.on(states.device)
         states, words = torch.broadcast_tensors(states, words)
         total = torch.zeros(states.shape, dtype=torch.float64, device=states.device)
         found_gram = torch.zeros_like(states)
@@ -451,6 +462,55 @@ class _NGramTables:
         return total, tensors["next_state"][found_gram]
 
 
+class _RowCache:
+    """Rows ``log P(w | state)`` and next state, for every word w, of the states met so far.
+
+    A search meets few distinct states: each is looked up once for all words (one
+    vectorised `_NGramTables.search`), then read by a gather. When the rows would
+    pass ``LIMIT`` entries the cache starts again.
+    """
+
+    LIMIT = 1 << 22
+
+    def __init__(self, tables: _NGramTables, device: torch.device):
+        self.tables, self.vocab = tables, len(tables.words)
+        self.slot_of = torch.full((tables.num_states,), -1, dtype=torch.long, device=device)
+        self.log_p = torch.empty((0, self.vocab), dtype=torch.float64, device=device)
+        self.next_state = torch.empty((0, self.vocab), dtype=torch.long, device=device)
+        self.size = 0
+        if tables.dense:
+            self.slots(torch.arange(tables.num_states, device=device))
+
+    def score(self, states: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
+        flat = self.slots(states) * self.vocab + words
+        return self.log_p.view(-1)[flat], self.next_state.view(-1)[flat]
+
+    def slots(self, states: Tensor) -> Tensor:
+        slots = self.slot_of[states]
+        missing = slots < 0
+        if bool(missing.any()):
+            new = torch.unique(states[missing])
+            if (self.size + len(new)) * self.vocab > max(self.LIMIT, len(new) * self.vocab):
+                self.slot_of.fill_(-1)  # full: start again with the states asked for now
+                self.size, new = 0, torch.unique(states)
+            self._append(new)
+            slots = self.slot_of[states]
+        return slots
+
+    def _append(self, states: Tensor) -> None:
+        end = self.size + len(states)
+        if end > len(self.log_p):  # grow by doubling, so appending stays cheap
+            capacity = max(end, 2 * len(self.log_p))
+            self.log_p = torch.cat([self.log_p[: self.size], self.log_p.new_empty(capacity - self.size, self.vocab)])
+            self.next_state = torch.cat(
+                [self.next_state[: self.size], self.next_state.new_empty(capacity - self.size, self.vocab)]
+            )
+        words = torch.arange(self.vocab, device=states.device)
+        self.log_p[self.size : end], self.next_state[self.size : end] = self.tables.search(states[:, None], words)
+        self.slot_of[states] = torch.arange(self.size, end, device=states.device)
+        self.size = end
+
+
 class NGramTokenScorer:
     """A token-level n-gram over a model's tokens: every token extension is scored.
 
@@ -459,7 +519,9 @@ class NGramTokenScorer:
     ``oov_log10prob``.
     """
 
-    def __init__(self, lm: NGramLM, symbols: Sequence[str], oov_log10prob: float = -10.0, dense_limit: int | None = None):
+    def __init__(
+        self, lm: NGramLM, symbols: Sequence[str], oov_log10prob: float = -10.0, dense_limit: int | None = None
+    ):
         self.tables = _NGramTables(lm, oov_log10prob, dense_limit)
         words = self.tables.words
         if EOS not in words:
@@ -522,7 +584,9 @@ class NGramWordScorer:
             word_at[node] = index
         self.oov_node = len(children)
         self.nodes = len(children) + 1
-        edges = sorted((node * self.vocab + char, child) for node, c in enumerate(children) for char, child in c.items())
+        edges = sorted(
+            (node * self.vocab + char, child) for node, out in enumerate(children) for char, child in out.items()
+        )
         edge_keys = torch.tensor([k for k, _ in edges], dtype=torch.long)
         edge_children = torch.tensor([c for _, c in edges], dtype=torch.long)
         unk = self.tables.words[UNK]
@@ -539,13 +603,13 @@ class NGramWordScorer:
 
     def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
         trie = self.trie.on(states.device)
-        shape = torch.broadcast_shapes(states.shape, token_ids.shape)
         lm_states, nodes = states // self.nodes, states % self.nodes
         if "dense" in trie:
             child = trie["dense"][nodes * self.vocab + token_ids]
         else:
             found, child = _lookup(trie["edge_keys"], trie["edge_children"], nodes * self.vocab + token_ids)
             child = torch.where(found & (nodes != self.oov_node), child, self.oov_node)
+        shape = child.shape  # states and tokens broadcast
         is_space = token_ids == self.space
         new_states = (lm_states * self.nodes + torch.where(is_space, 0, child)).expand(shape).clone()
         # A space closes the word before it (none after a space); only those ask the n-gram.

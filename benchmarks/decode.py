@@ -6,9 +6,10 @@ blank 0) without an LM, at the same beam size, tokens per frame
 setting it prints the agreement of the top hypotheses (percent identical) on
 peaked and on softer emissions; on the softer ones, where they differ, which top
 labelling is the more probable by the exact CTC probability (``-ctc_loss``, all
-alignments); and the time ratio ours / flashlight: the median
-over interleaved repeats, both on one thread (flashlight decodes one utterance at
-a time on one core; ``--threads`` gives torch more).
+alignments); and the time ratio ours / flashlight on the peaked ones: the median
+over interleaved repeats, in CPU time (robust on a shared machine) and wall-clock
+time, both on one thread (flashlight decodes one utterance at a time on one core;
+``--threads`` gives torch more).
 
 The emissions come from a known labelling: labels held 1-5 frames, blank runs of
 0-4 frames between them, ``sharpness`` added to the path's logits over unit
@@ -19,7 +20,10 @@ flashlight's lexicon-free decoder needs a silence token. It gets one more output
 still opens (and may close) every hypothesis with it, so "|" is removed from its
 output before comparing. Its cost is one more column of the emissions.
 
-Run: python benchmarks/decode.py [--repeats 5] [--threads 1] [--batch 16 --frames 300]
+With ``--lm`` it also times shallow fusion (a phone bigram, a character 5-gram,
+a word trigram over characters) against the same search without an LM.
+
+Run: python benchmarks/decode.py [--repeats 5] [--threads 1] [--batch 16 --frames 300] [--lm]
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asr.decoding import prefix_beam_search  # noqa: E402
+from asr.lm import NGramTokenScorer, NGramWordScorer, train_ngram  # noqa: E402
+from asr.tokens import speech_characters, timit_phones  # noqa: E402
 
 BLANK, SILENCE = "<blank>", "|"
 
@@ -87,10 +93,11 @@ def ours(log_probs, lengths, beam_size, top_k, beam_threshold) -> list[list[int]
     return [h[0].tokens for h in found]
 
 
-def timed(function, *args) -> tuple[float, list]:
-    start = time.perf_counter()
+def timed(function, *args) -> tuple[float, float, list]:
+    """Wall-clock and CPU seconds of one call (this process, so both run on one thread)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     result = function(*args)
-    return time.perf_counter() - start, result
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def agreement(a: list[list[int]], b: list[list[int]]) -> float:
@@ -120,23 +127,65 @@ def compare(args, vocab: int, beam_size: int, top_k: int | None) -> dict:
     row["soft_worse"] = 100.0 * float((gain < -1e-3).float().mean())
     row["soft_gain"] = float(gain.mean())
     emissions = flashlight.prepare(peaked)
-    theirs_time, theirs = timed(flashlight, emissions, lengths)  # warm-up and agreement
-    our_time, mine = timed(ours, peaked, lengths, *ours_args)
+    theirs = timed(flashlight, emissions, lengths)[2]  # warm-up and agreement
+    mine = timed(ours, peaked, lengths, *ours_args)[2]
     row["agree_peaked"] = agreement(theirs, mine)
-    ratios, our_times, their_times = [], [], []
+    times = {"ours": [], "flashlight": []}
     for repeat in range(args.repeats):  # interleaved, alternating who goes first
-        pair = [lambda: timed(ours, peaked, lengths, *ours_args)[0], lambda: timed(flashlight, emissions, lengths)[0]]
-        first, second = (pair if repeat % 2 == 0 else pair[::-1])
-        a, b = first(), second()
-        our_time, their_time = (a, b) if repeat % 2 == 0 else (b, a)
-        ratios.append(our_time / their_time)
-        our_times.append(our_time)
-        their_times.append(their_time)
-    row.update(
-        ours_s=statistics.median(our_times), flashlight_s=statistics.median(their_times),
-        ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
-    )
+        runs = [("ours", lambda: timed(ours, peaked, lengths, *ours_args)),
+                ("flashlight", lambda: timed(flashlight, emissions, lengths))]
+        for name, run in runs if repeat % 2 == 0 else runs[::-1]:
+            times[name].append(run()[:2])
+    for clock, which in (("wall", 0), ("cpu", 1)):
+        ours_s = [t[which] for t in times["ours"]]
+        theirs_s = [t[which] for t in times["flashlight"]]
+        ratios = [a / b for a, b in zip(ours_s, theirs_s)]
+        row[clock] = (statistics.median(theirs_s), statistics.median(ours_s),
+                      statistics.median(ratios), min(ratios), max(ratios))
     return row
+
+
+def lm_scorers(seed: int = 0) -> list[tuple[str, object, int]]:
+    """(name, scorer, vocabulary size) for a phone bigram, a character 5-gram and a
+    word trigram over characters, trained on random text (their size is what matters)."""
+    generator = torch.Generator().manual_seed(seed)
+    pick = lambda n, k: torch.randint(0, n, (k,), generator=generator).tolist()  # noqa: E731
+    phones, chars = timit_phones(), speech_characters()
+    phone_text = [[phones.symbols[1 + i] for i in pick(61, 30)] for _ in range(3000)]
+    letters = chars.symbols[2:]
+    words = ["".join(letters[i] for i in pick(len(letters), 2 + pick(7, 1)[0])) for _ in range(5000)]
+    sentences = [[words[i] for i in pick(len(words), 12)] for _ in range(5000)]
+    return [
+        ("phone bigram", NGramTokenScorer(train_ngram(phone_text, 2, phones.symbols[1:]), phones.symbols), len(phones)),
+        ("char 5-gram", NGramTokenScorer(train_ngram([list(" ".join(s)) for s in sentences], 5, chars.symbols[1:]),
+                                         chars.symbols), len(chars)),
+        ("word 3-gram", NGramWordScorer(train_ngram(sentences, 3), chars.symbols), len(chars)),
+    ]
+
+
+def lm_overhead(args) -> None:
+    """CPU time of the search with each LM over the time without one."""
+    print("\n| LM | n-grams | beam | CPU s without LM | with LM | ratio (median) |")
+    print("|---|---|---|---|---|---|")
+    lengths = torch.full((args.batch,), args.frames, dtype=torch.long)
+    for name, scorer, vocab in lm_scorers():
+        emissions = synthetic_emissions(args.batch, args.frames, vocab, sharpness=8.0, seed=vocab)
+        grams = len(scorer.tables.ids) - 1
+        for beam_size in args.beams:
+            plain = lambda: prefix_beam_search(emissions, lengths, beam_size=beam_size, nbest=1)  # noqa: E731
+            fused = lambda: prefix_beam_search(  # noqa: E731
+                emissions, lengths, beam_size=beam_size, lm=scorer, lm_weight=0.5, nbest=1
+            )
+            plain(), fused()  # warm-up
+            pairs = [(timed(plain)[1], timed(fused)[1]) for _ in range(args.repeats)]
+            ratio = statistics.median(b / a for a, b in pairs)
+            print(f"| {name} | {grams} | {beam_size} | {statistics.median(a for a, _ in pairs):.3f} "
+                  f"| {statistics.median(b for _, b in pairs):.3f} | {ratio:.2f} |", flush=True)
+
+
+def timing(figures: tuple[float, ...]) -> str:
+    theirs, mine, ratio, low, high = figures
+    return f"{theirs:.3f} / {mine:.3f} | {ratio:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def main() -> None:
@@ -149,22 +198,26 @@ def main() -> None:
     parser.add_argument("--beam-threshold", type=float, default=50.0, help="flashlight's default")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lm", action="store_true", help="also time shallow fusion with n-gram LMs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"B={args.batch} T={args.frames} (odd utterances shorter), beam threshold {args.beam_threshold}, "
           f"torch threads {args.threads}, {args.repeats} interleaved repeats")
     print("| V | beam | tokens/frame | top-1 agreement, peaked | top-1 agreement, soft "
           "| soft: ours more / less probable | soft: mean log P ours - flashlight "
-          "| flashlight s | ours s | ours / flashlight (median [min, max]) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| CPU s flashlight / ours | CPU ratio ours / flashlight (median [min, max]) "
+          "| wall s flashlight / ours | wall ratio (median [min, max]) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for vocab in args.vocabs:
         for beam_size in args.beams:
             for top_k in args.top_ks:
                 r = compare(args, vocab, beam_size, top_k or None)
-                print(f"| {r['vocab']} | {r['beam']} | {r['top_k']} | {r['agree_peaked']:.0f}% | {r['agree_soft']:.0f}% "
+                print(f"| {r['vocab']} | {r['beam']} | {r['top_k']} "
+                      f"| {r['agree_peaked']:.0f}% | {r['agree_soft']:.0f}% "
                       f"| {r['soft_better']:.0f}% / {r['soft_worse']:.0f}% | {r['soft_gain']:+.2f} "
-                      f"| {r['flashlight_s']:.3f} | {r['ours_s']:.3f} | {r['ratio']:.2f} "
-                      f"[{r['ratio_min']:.2f}, {r['ratio_max']:.2f}] |", flush=True)
+                      f"| {timing(r['cpu'])} | {timing(r['wall'])} |", flush=True)
+    if args.lm:
+        lm_overhead(args)
 
 
 if __name__ == "__main__":

@@ -113,21 +113,25 @@ def test_exact_with_batch_of_different_lengths():
         assert_matches_brute_force(results[b], brute_force(log_probs[b, :length]))
 
 
-def reference_beam_search(log_probs, beam_size, blank=0, top_k=None):
+def reference_beam_search(log_probs, beam_size, blank=0, top_k=None, token_threshold=None, beam_threshold=None):
     """Hannun et al. (2014) alg. 1 with dicts, one prefix at a time: the textbook form.
 
-    top_k: a prefix grows only by the frame's k likeliest tokens, or into a prefix
-    already in the beam (whose mass is never dropped).
+    Pruning: a prefix grows only by the frame's top_k likeliest tokens that are within
+    token_threshold of the frame's best, or into a prefix already in the beam (whose
+    mass is never dropped); prefixes scoring beam_threshold below the best are dropped.
     """
     beam = {(): (0.0, -math.inf)}  # prefix -> (log p_blank, log p_label)
     add = lambda *xs: torch.logsumexp(torch.tensor(xs, dtype=torch.float64), 0).item()
     for frame in log_probs.tolist():
         grown = {}
         labels = sorted((c for c in range(len(frame)) if c != blank), key=lambda c: -frame[c])
-        allowed = set(labels[:top_k])
+        floor = max(frame) - (token_threshold if token_threshold is not None else math.inf)
+        allowed = {c for c in labels[:top_k] if frame[c] >= floor}
+
         def accumulate(prefix, blank_part, label_part):
             old_blank, old_label = grown.get(prefix, (-math.inf, -math.inf))
             grown[prefix] = (add(old_blank, blank_part), add(old_label, label_part))
+
         for prefix, (p_b, p_nb) in beam.items():
             accumulate(prefix, add(p_b, p_nb) + frame[blank], -math.inf)
             if prefix:
@@ -136,18 +140,31 @@ def reference_beam_search(log_probs, beam_size, blank=0, top_k=None):
                 if c != blank and (c in allowed or prefix + (c,) in beam):
                     before = p_b if prefix and prefix[-1] == c else add(p_b, p_nb)
                     accumulate(prefix + (c,), -math.inf, before + log_p)
-        ranked = sorted(grown.items(), key=lambda item: -add(*item[1]))
-        beam = dict(ranked[:beam_size])
+        ranked = sorted(grown.items(), key=lambda item: -add(*item[1]))[:beam_size]
+        best = add(*ranked[0][1])
+        threshold = beam_threshold if beam_threshold is not None else math.inf
+        beam = {prefix: scores for prefix, scores in ranked if add(*scores) > best - threshold}
     return [(list(prefix), add(*scores)) for prefix, scores in beam.items()]
 
 
-@pytest.mark.parametrize("beam_size,top_k,seed", [(1, None, 20), (3, None, 21), (8, None, 22), (6, 2, 23)])
-def test_bounded_beam_matches_the_textbook_algorithm(beam_size, top_k, seed):
+@pytest.mark.parametrize(
+    "beam_size,blank,pruning,seed",
+    [
+        (1, 0, {}, 20),
+        (3, 0, {}, 21),
+        (8, 0, {}, 22),
+        (6, 0, {"top_k": 2}, 23),
+        (6, 3, {"top_k": 2}, 24),
+        (8, 0, {"token_threshold": 1.0}, 25),
+        (8, 1, {"beam_threshold": 2.0}, 26),
+    ],
+)
+def test_bounded_beam_matches_the_textbook_algorithm(beam_size, blank, pruning, seed):
     log_probs = random_log_probs(2, 20, 5, seed, sharpness=1.5)
     lengths = torch.tensor([20, 13])
-    results = prefix_beam_search(log_probs, lengths, beam_size=beam_size, top_k=top_k)
+    results = prefix_beam_search(log_probs, lengths, beam_size=beam_size, blank=blank, **pruning)
     for b, length in enumerate(lengths.tolist()):
-        expected = reference_beam_search(log_probs[b, :length], beam_size, top_k=top_k)
+        expected = reference_beam_search(log_probs[b, :length], beam_size, blank=blank, **pruning)
         assert [h.tokens for h in results[b]] == [tokens for tokens, _ in expected]
         assert [h.score for h in results[b]] == pytest.approx([score for _, score in expected], abs=1e-9)
 

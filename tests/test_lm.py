@@ -179,6 +179,8 @@ def test_writing_replaces_an_existing_file(tmp_path):
     path.write_text("old")
     train_ngram([["a"]], order=2).write_arpa(path)
     assert load_arpa(path).order == 2
+    with pytest.raises(UserError, match="cannot write"):
+        train_ngram([["a"]], order=2).write_arpa(tmp_path / "no-such-folder" / "lm.arpa")
 
 
 @pytest.mark.parametrize(
@@ -227,8 +229,14 @@ def reference_token_logs(lm, symbols, tokens):
     return logs
 
 
-@pytest.mark.parametrize("order,dense_limit", [(1, None), (2, None), (4, None), (4, 0), (5, 0)])
-def test_token_scorer_matches_the_backoff_rule(order, dense_limit):
+@pytest.mark.parametrize(
+    "order,dense_limit,cache_limit",
+    [(1, None, None), (2, None, None), (4, None, None), (4, 0, None), (5, 0, None), (5, 0, 50)],
+)
+def test_token_scorer_matches_the_backoff_rule(order, dense_limit, cache_limit, monkeypatch):
+    # dense_limit 0: rows are looked up as states come; cache_limit 50: the cache starts again often.
+    if cache_limit is not None:
+        monkeypatch.setattr("asr.lm._RowCache.LIMIT", cache_limit)
     tokens = speech_characters()
     corpus = [list(" ".join(words)) for words in sentences(["the", "cat", "sat", "a", "mat"], 60, seed=5, max_length=5)]
     lm = train_ngram(corpus, order=order, vocabulary=tokens.symbols[1:])
