@@ -150,14 +150,14 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def tune_lm(args: argparse.Namespace) -> int:
     from asr.errors import UserError
-    from asr.tuning import tune_language_model
+    from asr.evaluation import tune_language_model
 
     if not args.lm or not args.test_set:
         raise UserError("--tune-lm needs --lm ARPA and --test-set CORPUS (with --split dev)")
     transcriber = make_transcriber(args)
     corpus, split, utterances = test_split(args, transcriber)
     weight, bonus, table = tune_language_model(transcriber, utterances, max(args.beam, 8), args.batch_size,
-                                               args.workers)
+                                               args.workers, log=lambda m: print(m, file=sys.stderr))
     print("lm_weight  insertion_bonus  error")
     for row in table:
         print(f"{row[0]:9.2f}  {row[1]:15.2f}  {100 * row[2]:5.2f}%")

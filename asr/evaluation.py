@@ -60,6 +60,23 @@ def write_jsonl(records: Sequence[dict], path: Path) -> None:
     os.replace(temporary, path)
 
 
+def posterior_batches(transcriber, utterances: Sequence[Utterance], batch_size: int, num_workers: int, log=print):
+    """Features of every utterance (None where its file failed, errors logged) and a generator of
+    (utterance indices, log posteriors (B, T, V), lengths) over length-sorted batches."""
+    features, errors = compute_features(utterances, transcriber.frontend, num_workers, desc="test features")
+    for error in errors:
+        log(f"error: {error}")
+    usable = [i for i, f in enumerate(features) if f is not None and len(f)]
+
+    def batches():
+        for batch in tqdm(length_batches([len(features[i]) for i in usable], batch_size), desc="decoding",
+                          unit="batch", leave=False, mininterval=1.0):
+            indices = [usable[j] for j in batch]
+            yield (indices, *transcriber.log_probs([features[i] for i in indices]))
+
+    return features, usable, errors, batches()
+
+
 def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLike, batch_size: int = 16,
              num_workers: int = 0, plot_id: str | None = None, log=print) -> dict:
     """Decode `utterances`, score them, write ``results.jsonl``, ``summary.json`` and a plot to `out`."""
@@ -67,17 +84,11 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     tokens = transcriber.tokens
     started = time.perf_counter()
-    features, errors = compute_features(utterances, transcriber.frontend, num_workers, desc="test features")
-    for error in errors:
-        log(f"error: {error}")
-    usable = [i for i, f in enumerate(features) if f is not None and len(f)]
+    features, usable, errors, batches = posterior_batches(transcriber, utterances, batch_size, num_workers, log)
+    wanted = next((i for i in usable if utterances[i].id == plot_id), usable[0] if usable else None)
     hypotheses: dict[int, list[int]] = {}
     posteriors: dict[int, torch.Tensor] = {}
-    wanted = next((i for i in usable if utterances[i].id == plot_id), usable[0] if usable else None)
-    batches = length_batches([len(features[i]) for i in usable], batch_size)
-    for batch in tqdm(batches, desc="decoding", unit="batch", leave=False, mininterval=1.0):
-        indices = [usable[j] for j in batch]
-        log_probs, lengths = transcriber.log_probs([features[i] for i in indices])
+    for indices, log_probs, lengths in batches:
         for index, (ids, _), lp, n in zip(indices, transcriber.decode(log_probs, lengths), log_probs, lengths):
             hypotheses[index] = ids
             if index == wanted:
@@ -91,19 +102,43 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
                         "hypothesis": tokens.to_text(hypotheses[i]),
                         **{name: c.to_dict() for name, c in counts.items()}})
     totals = corpus_counts(tokens, [references[i] for i in usable], [hypotheses[i] for i in usable])
-    summary = summarise(transcriber, utterances, features, usable, totals, seconds, errors)
+    summary = summarise(transcriber, features, usable, totals, seconds, errors)
     write_jsonl(results, out / "results.jsonl")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if wanted is not None:
         from asr.plots import plot_posteriors  # noqa: PLC0415 (matplotlib only when plotting)
         utterance = utterances[wanted]
         plot_posteriors(transcriber, utterance, features[wanted], posteriors[wanted], hypotheses[wanted],
                         out / f"{utterance.id}.png")
         summary["plot"] = str(out / f"{utterance.id}.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def summarise(transcriber, utterances, features, usable, totals, seconds, errors) -> dict:
+def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size: int = 16, batch_size: int = 16,
+                        num_workers: int = 0, log=print, **grid) -> tuple[float, float, list]:
+    """Grid-search the transcriber's LM weight and insertion bonus for the lowest PER/CER on `utterances`."""
+    from asr.lm import tune_fusion  # noqa: PLC0415
+
+    tokens, metric = transcriber.tokens, primary_metric(transcriber.tokens)
+    _, usable, _, batches = posterior_batches(transcriber, utterances, batch_size, num_workers, log)
+    order, log_probs, lengths = [], [], []
+    for indices, batch_log_probs, batch_lengths in batches:
+        order += indices
+        log_probs.append(batch_log_probs)
+        lengths.append(batch_lengths)
+    texts = [reference_text(tokens, utterances[i]) for i in order]
+    # References travel through tune_fusion as one-element lists holding their position in `texts`,
+    # so that test transcripts with labels the model lacks are still scored as text.
+    positions = [[k] for k in range(len(order))]
+
+    def error_rate(hypotheses, references):
+        return corpus_counts(tokens, [texts[r[0]] for r in references], hypotheses)[metric].rate
+
+    return tune_fusion(log_probs, lengths, positions, transcriber.lm, error_rate_fn=error_rate,
+                       beam_size=beam_size, **grid)
+
+
+def summarise(transcriber, features, usable, totals, seconds, errors) -> dict:
     step = transcriber.frame_step
     frames = sum(len(features[i]) for i in usable)
     summary = {"utterances": len(usable), "failed": len(errors), "decode_seconds": seconds,

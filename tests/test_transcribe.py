@@ -1,0 +1,166 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.audio import load_audio
+from asr.errors import UserError
+from asr.evaluation import evaluate
+from asr.corpora.timit import read_timit
+from asr.transcribe import Transcriber, blank_cut_segments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_checkpoint):
+    return Transcriber.from_checkpoint(tiny_checkpoint)
+
+
+def test_the_tiny_model_learned_something(transcriber, tiny_timit):
+    utterances = read_timit(tiny_timit, "test")
+    summary = evaluate(transcriber, utterances, ROOT / "out" / "pytest-eval", log=lambda m: None)
+    assert summary["per"]["rate"] < 0.5  # chance is near 100%: the tones were learned
+
+
+def test_transcript_has_labels_and_ordered_timings(transcriber, tiny_timit):
+    path = read_timit(tiny_timit, "test")[0].path
+    result = transcriber.transcribe(path)
+    assert result.labels and result.text == " ".join(result.labels)
+    assert [s.label for s in result.segments] == result.labels
+    edges = [(s.start, s.end) for s in result.segments]
+    assert all(a < b for a, b in edges) and all(b1 <= a2 + 1e-9 for (_, b1), (a2, _) in zip(edges, edges[1:]))
+    assert 0 <= edges[0][0] and edges[-1][1] <= result.duration + 0.02
+    assert result.duration == pytest.approx(load_audio(path).shape[0] / 16000)
+
+
+def test_waveforms_at_any_rate(transcriber, tiny_timit):
+    path = read_timit(tiny_timit, "test")[0].path
+    waveform = load_audio(path, 16000)
+    import torchaudio.functional as AF
+    at_8k = AF.resample(waveform, 16000, 8000)
+    assert transcriber.transcribe(waveform).labels == transcriber.transcribe(path).labels
+    assert transcriber.transcribe(at_8k, sample_rate=8000).duration == pytest.approx(len(waveform) / 16000, abs=0.01)
+    with pytest.raises(UserError, match="1-D"):
+        transcriber.transcribe(torch.zeros(2, 100))
+
+
+class FrameLocal(torch.nn.Module):
+    """A stand-in network with no memory: each frame's posteriors depend on that frame alone,
+    so chunked processing must reproduce the whole-file posteriors exactly."""
+
+    def __init__(self, dim, vocab):
+        super().__init__()
+        self.projection = torch.nn.Linear(dim, vocab)
+        torch.nn.init.normal_(self.projection.weight, std=0.3)
+
+    def forward(self, features, lengths):
+        return torch.log_softmax(self.projection(features), -1)
+
+
+def long_recording(tiny_timit, tmp_path):
+    parts = [load_audio(u.path) for u in read_timit(tiny_timit, "test")[:8]]
+    sf.write(tmp_path / "long.flac", torch.cat(parts).numpy(), 16000)  # about 5 s
+    return tmp_path / "long.flac"
+
+
+def test_long_files_go_in_bounded_chunks_exactly(tiny_checkpoint, tiny_timit, tmp_path):
+    from asr.audio import AudioReader
+
+    transcriber = Transcriber.from_checkpoint(tiny_checkpoint)
+    torch.manual_seed(0)
+    transcriber.model = FrameLocal(transcriber.config.features.dim, len(transcriber.tokens))
+    path = long_recording(tiny_timit, tmp_path)
+    whole = transcriber.log_probs([transcriber.frontend(path)])[0][0]
+    seen = []
+    forward = transcriber.model.forward
+    transcriber.model.forward = lambda x, n: seen.append(x.shape[1]) or forward(x, n)
+    transcriber.chunk_seconds, transcriber.context_seconds = 1.0, 0.5
+    with AudioReader(path) as reader:
+        chunked = torch.cat(list(transcriber.chunk_log_probs(reader)))
+    assert len(seen) >= 5 and max(seen) <= 201  # 1 s + 2 x 0.5 s of context: memory bounded by the chunk
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)  # every frame, on the file's own grid
+
+
+def test_long_files_with_the_real_model_lose_little_at_chunk_edges(transcriber, tiny_timit, tmp_path):
+    import torchaudio
+    path = long_recording(tiny_timit, tmp_path)
+    whole = transcriber.transcribe(path)
+    transcriber.chunk_seconds, transcriber.context_seconds = 1.0, 0.5
+    chunked = transcriber.transcribe(path)
+    transcriber.chunk_seconds, transcriber.context_seconds = 30.0, 2.0
+    assert torchaudio.functional.edit_distance(chunked.labels, whole.labels) <= 0.2 * len(whole.labels)
+
+
+def test_blank_cuts_keep_every_frame_and_cut_on_blanks():
+    torch.manual_seed(0)
+    posteriors = torch.randn(1000, 5).log_softmax(-1)
+    posteriors[::37, 0] = 0.0  # certain blanks every 37 frames
+    chunks = list(posteriors.split(64))
+    segments = list(blank_cut_segments(chunks, 100))
+    assert torch.equal(torch.cat([s for _, s in segments]), posteriors)
+    assert [o for o, _ in segments] == list(np.cumsum([0] + [len(s) for _, s in segments[:-1]]))
+    assert all(75 <= len(s) <= 125 for _, s in segments[:-1])
+    assert all(s[-1, 0] == 0.0 for _, s in segments[:-1])  # each ends on a certain blank
+
+
+def test_images_are_refused_by_a_speech_model(transcriber, tmp_path):
+    from PIL import Image
+    Image.new("L", (100, 30), 255).save(tmp_path / "line.png")
+    with pytest.raises(UserError, match="line.png: is an image, but this model reads audio"):
+        transcriber.transcribe(tmp_path / "line.png")
+
+
+def decode_cli(*args):
+    return subprocess.run([sys.executable, "decode.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_decode_cli_reports_bad_files_and_goes_on(tiny_checkpoint, tiny_timit, tmp_path):
+    good = read_timit(tiny_timit, "test")[0].path
+    (tmp_path / "broken.wav").write_text("this is not audio")
+    result = decode_cli("--checkpoint", tiny_checkpoint, tmp_path / "broken.wav", good, tmp_path / "missing.wav")
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{good}\t")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "broken.wav" in errors[0] and "missing.wav" in errors[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_decode_cli_json_and_ctm(tiny_checkpoint, tiny_timit):
+    folder = read_timit(tiny_timit, "test")[0].path.parent
+    result = decode_cli("--checkpoint", tiny_checkpoint, "--output-format", "json", "--beam", "4", folder)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 4 and all({"file", "text", "labels", "score", "segments"} <= set(r) for r in records)
+    ctm = decode_cli("--checkpoint", tiny_checkpoint, "--output-format", "ctm", folder).stdout.splitlines()
+    fields = ctm[0].split()
+    assert len(fields) == 6 and fields[1] == "1" and float(fields[3]) > 0
+
+
+def test_decode_cli_evaluates_a_test_set(tiny_checkpoint, tiny_timit, tmp_path):
+    result = decode_cli("--checkpoint", tiny_checkpoint, "--test-set", tiny_timit, "--split", "test",
+                        "--out", tmp_path, "--beam", "8")
+    assert result.returncode == 0, result.stderr
+    assert "PER (39 folded phones)" in result.stdout and "real-time factor" in result.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["utterances"] == 12 and summary["beam_size"] == 8
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 12
+    assert Path(summary["plot"]).stat().st_size > 5000
+
+
+def test_lm_build_and_tune(tiny_checkpoint, tiny_timit, tmp_path):
+    from asr.evaluation import tune_language_model
+    subprocess.run([sys.executable, "-m", "asr.lm", "--data", tiny_timit, "--order", "2", "--out",
+                    tmp_path / "phones.arpa"], cwd=ROOT, check=True, capture_output=True)
+    transcriber = Transcriber.from_checkpoint(tiny_checkpoint, lm_path=tmp_path / "phones.arpa", beam_size=4)
+    weight, bonus, table = tune_language_model(transcriber, read_timit(tiny_timit, "test"), beam_size=4,
+                                               weights=(0.0, 0.5), bonuses=(0.0, 1.0), log=lambda m: None)
+    assert len(table) == 4 and (weight, bonus) in [(w, b) for w, b, _ in table]
+    assert min(e for _, _, e in table) == [e for w, b, e in table if (w, b) == (weight, bonus)][0]
