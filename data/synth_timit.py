@@ -30,43 +30,65 @@ def _comma_list(value: str) -> tuple[str, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
+    grid = len(STRETCHES) * len(WARPS)
     p = argparse.ArgumentParser(
         prog="python -m data.synth_timit",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the corpus goes (TRAIN/ and TEST/ inside)")
-    p.add_argument(
-        "--utterances", type=int, default=2000,
-        help="SI and SX utterances in all (TRAIN + TEST); every speaker also reads SA1 and SA2 on top",
-    )
-    p.add_argument("--seed", type=int, default=0, help="the same seed gives a byte-identical corpus")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes synthesizing in parallel")
-    p.add_argument(
-        "--test-fraction", type=float, default=0.3,
-        help="share of each voice's speakers (and so of the utterances) held out in TEST",
-    )
-    grid = len(STRETCHES) * len(WARPS)
-    p.add_argument(
-        "--speakers-per-voice", type=int, default=grid,
-        help=f"speakers made from each voice, 2-{grid}: duration stretch {STRETCHES} x warp {WARPS}",
+        epilog=(
+            "examples:\n"
+            "  python -m data.synth_timit --utterances 300            # a demo, about a minute\n"
+            "  python -m data.synth_timit --utterances 20000 --force  # a real experiment\n"
+            "  python -m data.synth_timit --voices flite,festival:kal_diphone --speakers-per-voice 3"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--voices", type=_comma_list, default=DEFAULT_VOICES,
-        help="comma-separated voices, or engine names for all their voices (see --list-voices)",
+        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+        help="where the corpus goes, TRAIN/ TEST/ DOC/ inside (default: %(default)s)",
     )
     p.add_argument(
-        "--text", type=_comma_list, default=("wordnet", "bible"),
-        help="sentence sources: wordnet (WordNet 3.0 examples), bible (King James Bible)",
+        "--utterances", type=int, default=2000, metavar="N",
+        help="SI and SX utterances, TRAIN and TEST together; every speaker also reads "
+        "SA1 and SA2 on top (default: %(default)s)",
     )
-    p.add_argument("--no-sa", dest="dialect_sentences", action="store_false", help="leave out SA1/SA2")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="S",
+        help="the same seed gives a byte-identical corpus (default: %(default)s)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, metavar="J",
+        help="processes synthesizing in parallel; does not change the output (default: %(default)s, the CPUs)",
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=0.3, metavar="F",
+        help="share of each voice's speakers, and so of the utterances, held out in TEST (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speakers-per-voice", type=int, default=grid, metavar="K",
+        help=f"speakers made from each voice, 2-{grid}, out of duration stretch {STRETCHES} x "
+        f"warp {WARPS} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--voices", type=_comma_list, default=DEFAULT_VOICES, metavar="LIST",
+        help="comma-separated voices, or engine names (flite, festival) for all their voices "
+        "(default: all; see --list-voices)",
+    )
+    p.add_argument(
+        "--text", type=_comma_list, default=("wordnet", "bible"), metavar="LIST",
+        help="sentence sources: wordnet (WordNet 3.0 examples), bible (King James Bible) "
+        "(default: wordnet,bible)",
+    )
+    p.add_argument("--no-sa", dest="dialect_sentences", action="store_false", help="leave out SA1 and SA2")
     p.add_argument(
         "--no-closures", dest="closures", action="store_false",
-        help="label stops as one segment instead of TIMIT's closure + release (bcl b, tcl ch, ...)",
+        help="label a stop as one segment instead of TIMIT's closure + release (bcl b, tcl ch, ...)",
     )
-    p.add_argument("--noise-db", type=float, default=-60.0, help="white noise floor, dB below full scale")
+    p.add_argument(
+        "--noise-db", type=float, default=-60.0, metavar="DB",
+        help="level of the white noise floor, dB relative to full scale (default: %(default)s)",
+    )
     p.add_argument("--no-noise", action="store_true", help="no noise floor: silences are digital zeros")
-    p.add_argument("--force", action="store_true", help="replace --out if it is a corpus this command wrote")
+    p.add_argument("--force", action="store_true", help="replace DIR if it is a corpus this command wrote")
     p.add_argument("--list-voices", action="store_true", help="list the voices and their speakers, then exit")
     return p
 

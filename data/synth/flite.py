@@ -4,8 +4,8 @@ flite's utterance structure (Black & Lenzo, "Flite: a small fast run-time
 synthesis engine", 2001) holds the Segment relation (phones with ``end``
 times) and the Word relation, whose SylStructure daughters are the segments of
 each word, and whose Token parents are the whitespace tokens of the text.
-Reading them in process is exact and ~50x faster than one ``flite -psdur``
-process per sentence.
+Reading them in process is exact, gives the words (``flite -psdur`` prints
+phones only) and saves starting a process per sentence.
 
 flite's clustergen voices (slt, awb, rms) draw their excitation noise from the
 C library's ``rand()``; `Flite.synthesize` seeds it per sentence so that a

@@ -72,12 +72,10 @@ def generate(out: Path, plan: Plan, settings: Settings, jobs: int, force: bool =
     partial = out.with_name(out.name + ".partial")
     _prepare_partial(partial, settings)
     todo = [job for job in plan.jobs if not is_written(partial / job.path)]
-    chunks = list(_chunks(todo))
-    work = [(chunk, partial, settings) for chunk in chunks]
+    work = [(chunk, partial, settings) for chunk in _chunks(todo)]
     with tqdm(total=len(plan.jobs), initial=len(plan.jobs) - len(todo), unit="utt", desc="synthesizing") as bar:
         if jobs <= 1:
-            results: Iterator[int] = map(_synthesize_chunk, work)
-            for done in results:
+            for done in map(_synthesize_chunk, work):
                 bar.update(done)
         else:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:

@@ -14,9 +14,7 @@ generator runs it before writing and on the finished tree.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -49,17 +47,6 @@ _TIMIT_SET = frozenset(TIMIT_PHONES)
 
 class CorpusError(Exception):
     """A generated utterance broke one of TIMIT's rules: a generator bug or a synthesizer quirk."""
-
-
-def read_phone_map(path: Path) -> dict[str, str]:
-    """A two-column TSV table (synthesizer phone, TIMIT phone); '#' starts a comment."""
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f, delimiter="\t") if r and not r[0].startswith("#")]
-    table = {source: target for source, target, *_ in rows}
-    unknown = set(table.values()) - _TIMIT_SET
-    if unknown:
-        raise ValueError(f"{path}: maps to labels outside TIMIT's 61 phones: {sorted(unknown)}")
-    return table
 
 
 def phone_segments(

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 import soundfile
+from tqdm import tqdm
 
 from asr.corpora.base import Segment
 from data.synth.labels import CorpusError, check_utterance
@@ -100,29 +101,30 @@ def check_tree(root: Path) -> TreeSummary:
     no speaker in both TRAIN and TEST; no SI/SX sentence in both.
     """
     summary = TreeSummary()
-    sentences: dict[str, set[str]] = {}
+    sentences: dict[str, set[str]] = {split: set() for split in SPLITS}
     phone_counts: dict[str, int] = defaultdict(int)
+    folders = []
     for split in SPLITS:
-        sentences[split] = set()
         speakers = sorted(p for p in (root / split).glob("DR[1-8]/*") if p.is_dir())
         if not speakers:
             raise CorpusError(f"{root / split}: no speaker folders DR<n>/<SPEAKER>")
         summary.speakers[split] = [p.name for p in speakers]
         summary.utterances[split] = 0
-        for folder in speakers:
-            files = sorted(p.name for p in folder.iterdir())
-            stems = sorted({name.rsplit(".", 1)[0] for name in files})
-            for stem in stems:
-                missing = [ext for ext in EXTENSIONS if stem + ext not in files]
-                if missing:
-                    raise CorpusError(f"{folder / stem}: no {', '.join(missing)} file")
-                samples, phones, text = check_utterance_files(folder / stem)
-                summary.seconds += samples / SAMPLE_RATE
-                summary.utterances[split] += 1
-                for seg in phones:
-                    phone_counts[seg.label] += 1
-                if not stem.startswith("SA"):
-                    sentences[split].add(sentence_key(text))
+        folders += [(split, folder) for folder in speakers]
+    for split, folder in tqdm(folders, desc="checking", unit="speaker", leave=False):
+        files = sorted(p.name for p in folder.iterdir())
+        stems = sorted({name.rsplit(".", 1)[0] for name in files})
+        for stem in stems:
+            missing = [ext for ext in EXTENSIONS if stem + ext not in files]
+            if missing:
+                raise CorpusError(f"{folder / stem}: no {', '.join(missing)} file")
+            samples, phones, text = check_utterance_files(folder / stem)
+            summary.seconds += samples / SAMPLE_RATE
+            summary.utterances[split] += 1
+            for seg in phones:
+                phone_counts[seg.label] += 1
+            if not stem.startswith("SA"):
+                sentences[split].add(sentence_key(text))
     shared_speakers = set(summary.speakers["TRAIN"]) & set(summary.speakers["TEST"])
     if shared_speakers:
         raise CorpusError(f"{root}: speakers in both TRAIN and TEST: {sorted(shared_speakers)}")
