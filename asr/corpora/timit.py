@@ -11,13 +11,12 @@ down, e.g. ``TIMIT/`` or ``data/``) with the standard splits of Graves et al.
   dev and core speakers, for comparison with papers that report it).
 
 A tree without any of the standard test speakers (the synthesized corpus) takes
-its splits from the tree itself: ``dev`` is a third of the TEST speakers chosen
-by a hash of their names, ``core`` and ``test`` are the other TEST speakers.
+its splits from the tree itself: ``dev`` is every third TEST speaker in sorted
+order (one of each synthesized voice's three), ``core`` and ``test`` are the others.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from asr.corpora.base import Segment, Utterance
@@ -28,13 +27,15 @@ CORE_TEST_SPEAKERS = frozenset(
     "MBPM0 MKLT0 FNLP0 MCMJ0 MJDH0 FMGD0 MGRT0 MNJM0 FDHC0 MJLN0 MPAM0 FMLD0".split()
 )
 
-# Kaldi egs/timit/s5/conf/dev_spk.list
+# Kaldi egs/timit/s5/conf/dev_spk.list: 50 further test-set speakers, for early stopping
 DEV_SPEAKERS = frozenset(
     "FAKS0 MMDB1 MBDG0 FEDW0 MTDT0 FSEM0 MDVC0 MRJM4 MJSW0 MTEB0 FDAC1 MMDM2 MBWM0 "
     "MGJF0 MTHC0 MBNS0 MERS0 FCAL1 MREB0 MJFC0 FJEM0 MPDF0 MCSH0 MGLB0 MWJG0 MMJR0 "
     "FMAH0 MMWH0 FGJD0 MRJR0 MGWT0 FCMH0 FADG0 MRTK0 FNMR0 MDLS0 FDRW0 FJSJ0 FJMG0 "
     "FMML0 MJAR0 FKMS0 FDMS0 MTAA0 FREW0 MDLF0 MRCS0 MAJC0 MROA0 MRWS1".split()
 )
+
+STANDARD_SPEAKERS = CORE_TEST_SPEAKERS | DEV_SPEAKERS  # no synthesized speaker uses these IDs
 
 SPLITS = ("train", "dev", "core", "test")
 
@@ -112,9 +113,9 @@ def _speaker_dirs(part_dir: Path) -> list[Path]:
 
 
 def _synthetic_dev(speakers: list[str]) -> set[str]:
-    """A third of the test speakers, chosen by name hash: stable as the tree grows."""
-    ranked = sorted(speakers, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
-    return set(ranked[: max(1, round(len(ranked) / 3))]) if len(ranked) > 1 else set()
+    """Every third test speaker in sorted order: the synthesizer makes three test
+    speakers per voice with consecutive IDs, so dev gets one of each voice."""
+    return set(sorted(speakers)[::3]) if len(speakers) > 1 else set()
 
 
 def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utterance]:
@@ -129,8 +130,7 @@ def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utte
     speaker_dirs = _speaker_dirs(part)
     if split != "train":
         names = [d.name.upper() for d in speaker_dirs]
-        standard = CORE_TEST_SPEAKERS | DEV_SPEAKERS
-        if standard & set(names):
+        if STANDARD_SPEAKERS & set(names):
             chosen = {"dev": DEV_SPEAKERS, "core": CORE_TEST_SPEAKERS, "test": set(names)}[split]
         else:
             dev = _synthetic_dev(names)

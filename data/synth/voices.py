@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from asr.errors import UserError
-from data.timit_speakers import STANDARD_SPEAKERS
+from asr.corpora.timit import STANDARD_SPEAKERS
 
 # Speaking rate: duration stretch (> 1 is slower), and vocal tract warp (> 1 is higher).
 STRETCHES = (0.9, 1.0, 1.12)
