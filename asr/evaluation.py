@@ -157,7 +157,7 @@ def format_summary(summary: dict, tokens: TokenSet) -> str:
     lines = []
     names = ("per", "per61") if tokens.kind == "phones" else ("cer", "wer")
     labels = {"per": "PER (39 folded phones)", "per61": "PER (61 phones)", "cer": "CER", "wer": "WER"}
-    for name in names:
+    for name in (n for n in names if n in summary):
         c = summary[name]
         lines.append(f"{labels[name]:<24} {100 * c['rate']:6.2f}%  (S {c['substitutions']}, D {c['deletions']}, "
                      f"I {c['insertions']} of {c['reference_length']})")

@@ -49,6 +49,9 @@ from asr.plots import plot_training_curves
 from asr.tokens import TokenSet, token_set
 
 
+STOPPED = "stopped by request"
+
+
 @dataclass
 class RunState:
     """Where a run stands; saved in every checkpoint so a resume continues exactly."""
@@ -127,7 +130,7 @@ class Trainer:
 
     def __init__(self, config: Config, data: str | Path | None, out: str | Path, resume: bool = False,
                  overrides: list[str] = (), log=print):
-        self.out, self.log = Path(out), log
+        self.out, self.log, self.overrides = Path(out), log, list(overrides)
         payload = self._resume_payload() if resume else None
         if payload is not None:
             config = resume_config(payload, config, list(overrides), self.out / "last.pt")
@@ -229,9 +232,8 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["rng"]["torch"])
         self.noise.set_state(payload["rng"]["noise"])
-        if self.state.finished and dist.is_main():
-            self.log(f"this run already finished ({self.state.finished}); resuming continues it")
-        self.state.finished = ""
+        if self.state.finished == STOPPED or self.overrides:
+            self.state.finished = ""  # interrupted, or limits changed: go on
 
     # ---- checkpoints --------------------------------------------------------------------
 
@@ -351,7 +353,7 @@ class Trainer:
     def interruption(self) -> str:
         t, state = self.config.train, self.state
         if dist.any_rank(self.stop.requested, self.device):
-            return "stopped by request"
+            return STOPPED
         if t.max_steps and state.step >= t.max_steps:
             return f"reached train.max_steps={t.max_steps}"
         if t.max_minutes and state.train_seconds >= 60 * t.max_minutes:
@@ -470,6 +472,11 @@ class Trainer:
         if dist.is_main():
             save_config(self.config, self.out / "config.yaml")
             self.log(self.describe())
+        if self.state.finished:
+            if dist.is_main():
+                self.log(f"this run has finished ({self.state.finished}); nothing to do. To train on, "
+                         "resume with a higher limit, e.g. train.max_epochs=N or train.patience=N")
+            return self.state
         with self.stop.installed():
             reason = ""
             while not reason:
@@ -477,6 +484,6 @@ class Trainer:
         self.state.finished = reason
         self.save_last()
         if dist.is_main():
-            resume = " (continue with --resume)" if reason == "stopped by request" else ""
+            resume = " (continue with --resume)" if reason == STOPPED else ""
             self.log(f"finished: {reason}{resume}; best epoch {self.state.best_epoch} -> {self.out / 'best.pt'}")
         return self.state

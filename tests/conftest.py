@@ -32,7 +32,7 @@ def write_noise_utterance(folder, name, rng, rate=16000):
 
 def make_noise_timit(root, train_speakers=4, test_speakers=3, per_speaker=4, seed=0):
     rng = random.Random(seed)
-    for part, count, prefix in (("TRAIN", train_speakers, "MTR"), ("TEST", test_speakers, "MTE")):
+    for part, count, prefix in (("TRAIN", train_speakers, "MZR"), ("TEST", test_speakers, "MZT")):
         for n in range(count):
             for k in range(per_speaker):
                 write_noise_utterance(root / part / "DR1" / f"{prefix}{chr(65 + n)}0", f"SX{10 * n + k}", rng)

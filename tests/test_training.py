@@ -66,6 +66,15 @@ def test_resume_is_exact(tiny_timit, tmp_path, stop_after):
     assert_same_weights(final_weights(straight), final_weights(stopped))
 
 
+def test_resuming_a_finished_run_does_nothing_unless_a_limit_is_raised(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
+    messages = []
+    again = Trainer(None, None, tmp_path, resume=True, log=messages.append).fit()
+    assert again.epoch == 1 and any("nothing to do" in m for m in messages)
+    longer = Trainer(None, None, tmp_path, resume=True, overrides=["train.max_epochs=2"], log=quiet).fit()
+    assert longer.epoch == 2
+
+
 def test_resume_refuses_another_model_and_missing_runs(tiny_timit, tmp_path):
     with pytest.raises(UserError, match="nothing to resume"):
         Trainer(None, tiny_timit, tmp_path, resume=True, log=quiet)
