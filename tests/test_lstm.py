@@ -26,10 +26,9 @@ KERNELS = ["cpp", "torch"]
 def kernel(request, monkeypatch):
     """Runs the test once with the C++ time loop and once with the plain-torch one."""
     if request.param == "cpp":
-        ops = extension.ops()
-        if ops is None:
+        chosen = extension.kernel()
+        if chosen is None:
             pytest.skip("the C++ kernel could not be built here")
-        chosen = ops
     else:
         chosen = torch_loop
     monkeypatch.setattr(asr.lstm, "_kernel", lambda device: chosen)
@@ -143,19 +142,20 @@ def test_plain_lstm_gradients_match_finite_differences():
 
 
 def test_kernels_agree_on_float32_forward_and_backward():
-    ops = extension.ops()
-    if ops is None:
+    cpp = extension.kernel()
+    if cpp is None:
         pytest.skip("the C++ kernel could not be built here")
     torch.manual_seed(1)
     B, T, dirs, H = 5, 11, 2, 7
-    xg = torch.randn(B, T, dirs, 4 * H)
+    xg, bias = torch.randn(B, T, dirs, 4 * H), torch.randn(dirs, 4 * H)
     w_hh, peep = 0.3 * torch.randn(dirs, 4 * H, H), 0.3 * torch.randn(dirs, 3, H)
     lengths = torch.tensor([11, 3, 7, 11, 1])
-    ours, theirs = ops.forward(xg, w_hh, peep, lengths), torch_loop.forward(xg, w_hh, peep, lengths)
+    theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths)
+    ours = cpp.forward(xg.clone(), bias, w_hh, peep, lengths)  # it overwrites its xg
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     grad_h = torch.randn(B, T, dirs, H)
-    torch.testing.assert_close(ops.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
+    torch.testing.assert_close(cpp.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
                                torch_loop.backward(grad_h, w_hh, peep, theirs[1], theirs[2], lengths),
                                rtol=1e-5, atol=1e-6)
 
@@ -296,17 +296,17 @@ def test_lengths_on_any_device_and_shorter_batches():
 def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "no-such-compiler")
-    extension.ops.cache_clear()
+    extension.kernel.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="plain torch loop"):
-            assert extension.ops() is None
+            assert extension.kernel() is None
         assert asr.lstm._kernel(torch.device("cpu")) is torch_loop
     finally:
-        extension.ops.cache_clear()
+        extension.kernel.cache_clear()
 
 
 def test_the_build_is_cached():
-    if extension.ops() is None:
+    if extension.kernel() is None:
         pytest.skip("the C++ kernel could not be built here")
     assert extension.library_path().is_file()
 

@@ -4,7 +4,7 @@ The library is compiled once per source, compiler flags and torch version, by th
 system C++ compiler against torch's own headers and libraries (no ninja, no Python
 headers), into ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
 Later imports only load it. Anything that goes wrong (no compiler, a failed build)
-leaves `ops()` returning None, with one warning, and asr.lstm then runs the same
+leaves `kernel()` returning None, with one warning, and asr.lstm then runs the same
 algorithm in plain torch ops. ``ASR_LSTM_KERNEL=torch`` skips the build altogether.
 """
 
@@ -77,9 +77,24 @@ def build(lib: Path) -> None:
         os.replace(tmp_lib, lib)
 
 
+class CppKernel:
+    """The C++ ops behind the same two calls as asr._lstm.recurrence."""
+
+    def __init__(self, ops):
+        self._ops = ops
+
+    def forward(self, xg, bias, w_hh, peep, lengths):
+        """-> h, c, act; act is xg itself, overwritten in place."""
+        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths)
+        return h, c, xg
+
+    def backward(self, grad_h, w_hh, peep, c, act, lengths):
+        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths)
+
+
 @functools.cache
-def ops():
-    """The loaded ops (``forward``, ``backward``), or None where they cannot be had."""
+def kernel() -> CppKernel | None:
+    """The C++ kernel, built on first use; None where it cannot be had."""
     if os.environ.get("ASR_LSTM_KERNEL", "auto") == "torch":
         return None
     try:
@@ -89,7 +104,7 @@ def ops():
         if not lib.exists():
             build(lib)
         torch.ops.load_library(str(lib))
-        return getattr(torch.ops, NAMESPACE)
+        return CppKernel(getattr(torch.ops, NAMESPACE))
     except Exception as error:  # any failure here only costs speed
         warnings.warn(f"asr.lstm: C++ kernel unavailable, using the plain torch loop ({error})",
                       RuntimeWarning, stacklevel=2)

@@ -2,9 +2,9 @@
 
 Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU):
 
-- ``forward(xg, w_hh, peep, lengths) -> [h, c, act]``: xg (B, T, dirs, 4H) holds
-  W_x x_t + b for every frame (gate order i, f, g, o), w_hh (dirs, 4H, H),
-  peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H) are zero at padded
+- ``forward(xg, bias, w_hh, peep, lengths) -> [h, c, act]``: xg (B, T, dirs, 4H)
+  holds W_x x_t for every frame (gate order i, f, g, o), bias (dirs, 4H),
+  w_hh (dirs, 4H, H), peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H) are zero at padded
   frames; act (B, T, dirs, 4H) holds the gate activations i, f, g, o.
 - ``backward(grad_h, w_hh, peep, c, act, lengths) -> dz`` (B, T, dirs, 4H): the error
   of every gate pre-activation (zero at padding), from Graves' backpropagation
@@ -51,12 +51,13 @@ def _to_frames(y: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
     return frames.contiguous()
 
 
-def forward(xg: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, lengths: torch.Tensor):
+def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor,
+            lengths: torch.Tensor):
     B, T, dirs, G = xg.shape
     H = G // 4
     lengths = lengths.to(xg.device)
     steps = int(lengths.max()) if B else 0
-    x_steps = _to_steps(xg, lengths, steps)
+    x_steps = _to_steps(xg, lengths, steps).add_(bias[:, None, :])
     act = torch.empty(steps, dirs, B, G, dtype=xg.dtype, device=xg.device)
     c_all = torch.empty(steps, dirs, B, H, dtype=xg.dtype, device=xg.device)
     h_all = torch.empty_like(c_all)
