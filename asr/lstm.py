@@ -13,16 +13,19 @@ eqs. 3-7), with x_t the input and h, c zero before the first frame:
 The reverse direction starts at each sequence's own last frame; outputs at padded
 frames are zero. nn.LSTM (and cuDNN, oneDNN) have no peepholes, hence this layer.
 
-How it is fast:
-- one GEMM per layer projects every frame of both directions (W_x x + b);
-- the time loop is a `torch.autograd.Function` with a hand-written backward
+How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
+- each layer is one `torch.autograd.Function` with a hand-written backward
   (backpropagation through time, Graves' thesis sec. 4.6.2), so autograd sees one
-  node per layer instead of thousands of small ops; the weight gradients are then
-  one GEMM each over all frames;
-- on CPU the loop runs in C++ (asr/_lstm/recurrence.cpp): the two directions on two
-  threads, one GEMM and one fused, vectorised gate loop per step. Elsewhere, or when
-  the C++ build is unavailable, the same algorithm runs in torch ops
-  (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
+  node per layer, not thousands of small ops;
+- everything that does not depend on the previous step is one large GEMM over all
+  frames and both directions: the input projections W_x x forwards, and dx, dW_x,
+  dW_h and the bias and peephole gradients backwards;
+- only the recurrence is a time loop. On CPU it runs in C++
+  (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once
+  for a register-blocked product per step, and the bias, peepholes and gate
+  nonlinearities in one vectorised loop. Elsewhere (CUDA), or when the C++ build is
+  unavailable, the same algorithm runs in torch ops (asr/_lstm/recurrence.py), both
+  directions in one batched GEMM per step.
 
 With ``peepholes=False`` the layer is a plain LSTM and runs on torch's own
 (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters.

@@ -15,6 +15,7 @@ Graves, Mohamed & Hinton 2013 (123 inputs): 1x250, 3x250, 5x250 bidirectional an
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,6 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asr._lstm.extension import CppKernel  # noqa: E402
 from asr.lstm import PeepholeLSTM, _kernel  # noqa: E402
 
 CONFIGS = {  # name: (layers, hidden, bidirectional)
@@ -115,10 +117,10 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    kernel = getattr(_kernel(device), "__name__", "?")
+    kernel = "C++" if isinstance(_kernel(device), CppKernel) else "torch ops"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, kernel {kernel}, "
           f"T={args.frames} B={args.batch} {'ragged' if args.ragged else 'equal lengths'}, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'config':8} {'fwd ours':>9} {'nn.LSTM':>9} {'ratio':>6}   {'f+b ours':>9} {'nn.LSTM':>9} {'ratio':>6}")
     for name in args.configs:
         r = bench(name, args, device)

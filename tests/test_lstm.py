@@ -141,23 +141,45 @@ def test_plain_lstm_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(run, (x, *model.parameters()))
 
 
+def _kernels_agree(cpp, B, T, dirs, H, dtype, tol):
+    torch.manual_seed(1)
+    xg, bias = torch.randn(B, T, dirs, 4 * H, dtype=dtype), torch.randn(dirs, 4 * H, dtype=dtype)
+    w_hh = 0.3 * torch.randn(dirs, 4 * H, H, dtype=dtype)
+    peep = 0.3 * torch.randn(dirs, 3, H, dtype=dtype)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths)
+    ours = cpp.forward(xg.clone(), bias, w_hh, peep, lengths)  # it overwrites its xg
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, **tol)
+    grad_h = torch.randn(B, T, dirs, H, dtype=dtype)
+    torch.testing.assert_close(cpp.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
+                               torch_loop.backward(grad_h, w_hh, peep, theirs[1], theirs[2], lengths),
+                               **tol)
+
+
 def test_kernels_agree_on_float32_forward_and_backward():
     cpp = extension.kernel()
     if cpp is None:
         pytest.skip("the C++ kernel could not be built here")
-    torch.manual_seed(1)
-    B, T, dirs, H = 5, 11, 2, 7
-    xg, bias = torch.randn(B, T, dirs, 4 * H), torch.randn(dirs, 4 * H)
-    w_hh, peep = 0.3 * torch.randn(dirs, 4 * H, H), 0.3 * torch.randn(dirs, 3, H)
-    lengths = torch.tensor([11, 3, 7, 11, 1])
-    theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths)
-    ours = cpp.forward(xg.clone(), bias, w_hh, peep, lengths)  # it overwrites its xg
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    grad_h = torch.randn(B, T, dirs, H)
-    torch.testing.assert_close(cpp.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
-                               torch_loop.backward(grad_h, w_hh, peep, theirs[1], theirs[2], lengths),
-                               rtol=1e-5, atol=1e-6)
+    _kernels_agree(cpp, B=5, T=11, dirs=2, H=7, dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dirs", [1, 2])
+def test_kernels_agree_however_the_work_is_shared_out(threads, dirs):
+    """One thread; a thread per direction; one direction with each step's product
+    (more than 8 panels) and gate rows (more than 4) shared among threads."""
+    cpp = extension.kernel()
+    if cpp is None:
+        pytest.skip("the C++ kernel could not be built here")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _kernels_agree(cpp, B=13, T=6, dirs=dirs, H=45, dtype=torch.float64,
+                       tol=dict(rtol=0, atol=1e-12))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_output_does_not_depend_on_padding(kernel):

@@ -8,13 +8,15 @@
 // The backward pass is Graves' backpropagation through time (thesis, sec. 4.6.2),
 // the error carried back along the cell (dc) and through W_h (dh).
 //
-// Speed: the directions are independent, so each runs on its own thread
-// (at::parallel_for over the direction axis) with a single-threaded GEMM per step
-// and one fused loop for the gates, which the compiler vectorises (libmvec exp and
-// tanh under -ffast-math). Sequences are visited longest first, so the live ones
-// are always a prefix of the state and the GEMM runs on that prefix only, as with
-// packed sequences. Direction 1 reads each sequence backwards from its own last
-// frame. All tensors stay in the caller's layout: (B, T, dirs, H or 4H).
+// Speed: the directions are independent, so with two threads or more each runs on
+// its own (no synchronisation inside the time loop); with one direction, each
+// step's product and gate loop are shared out among the threads instead. W_h is
+// packed once per call for a register-blocked product (PackedMatrix), and the gate
+// loop is one pass the compiler vectorises (glibc's vector exp and tanh, enabled by
+// -ffast-math). Sequences are visited longest first, so the live ones are always a
+// prefix of the state and the product runs on that prefix only, as with packed
+// sequences. Direction 1 reads each sequence backwards from its own last frame.
+// All tensors stay in the caller's layout: (B, T, dirs, H or 4H).
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>

@@ -32,13 +32,15 @@ def _frames(lengths: torch.Tensor, dirs: int, steps: int, limit: int) -> tuple[t
     return frame, inside
 
 
-def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, T, dirs, K) by frame -> (steps, dirs, B, K) by processing step, zero past the end."""
+def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int, masked: bool = True) -> torch.Tensor:
+    """(B, T, dirs, K) by frame -> (steps, dirs, B, K) by processing step; zero past
+    a sequence's end if `masked` (else whatever frame the clamped index reads)."""
     B, T, dirs, _ = y.shape
     frame, inside = _frames(lengths, dirs, steps, T)
     batch = torch.arange(B, device=y.device)
     direction = torch.arange(dirs, device=y.device)[:, None]
-    return y[batch, frame, direction].where(inside, 0)
+    gathered = y[batch, frame, direction]
+    return gathered.where(inside, 0) if masked else gathered
 
 
 def _to_frames(y: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -82,7 +84,9 @@ def backward(grad_h: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, c: to
     B, T, dirs, H = c.shape
     lengths = lengths.to(c.device)
     steps = int(lengths.max()) if B else 0
-    grad_steps, c_steps, act_steps = (_to_steps(y, lengths, steps) for y in (grad_h, c, act))
+    grad_steps = _to_steps(grad_h, lengths, steps)
+    # past a sequence's end every error is zero, so c and act there need no masking
+    c_steps, act_steps = (_to_steps(y, lengths, steps, masked=False) for y in (c, act))
     dz = torch.empty_like(act_steps)
     p_i, p_f, p_o = peep[:, :, None, :].unbind(1)
     dh_next = dc = torch.zeros(dirs, B, H, dtype=c.dtype, device=c.device)
