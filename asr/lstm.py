@@ -174,6 +174,8 @@ class PeepholeLSTM(nn.Module):
         if not self.peepholes:
             return self._plain_forward(x, lengths)
         B, T, _ = x.shape
+        if B == 0:
+            return x.new_zeros(0, T, self.num_directions * self.hidden_size)
         steps = int(lengths.max())
         y = x[:, :steps]  # frames past every sequence's end need no work
         dtype = torch.promote_types(self.weight_hh_l0.dtype, torch.float32)

@@ -133,9 +133,9 @@ def test_gradients_match_finite_differences(kernel, bidirectional):
 
 
 def test_plain_lstm_gradients_match_finite_differences():
-    model = make_model(D=3, H=2, layers=2, peepholes=False)
-    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
-    lengths = torch.tensor([4, 3])
+    model = make_model(D=2, H=2, layers=2, peepholes=False)
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([3, 2])
     names = [name for name, _ in model.named_parameters()]
     run = lambda x, *ps: torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
     assert torch.autograd.gradcheck(run, (x, *model.parameters()))
@@ -315,14 +315,21 @@ def test_lengths_on_any_device_and_shorter_batches():
     torch.testing.assert_close(y, reference(model, x, [4, 6]), rtol=0, atol=1e-12)
 
 
-def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path):
+def test_an_empty_batch():
+    model = make_model()
+    assert model(torch.zeros(0, 4, 5, dtype=torch.float64), torch.zeros(0)).shape == (0, 4, 8)
+
+
+@pytest.mark.parametrize("compiler", ["no-such-compiler", "false"])  # missing; failing
+def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path, compiler):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    monkeypatch.setenv("CXX", "no-such-compiler")
+    monkeypatch.setenv("CXX", compiler)
     extension.kernel.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="plain torch loop"):
             assert extension.kernel() is None
         assert asr.lstm._kernel(torch.device("cpu")) is torch_loop
+        assert not list(tmp_path.rglob("*.so"))  # nothing half-built left behind
     finally:
         extension.kernel.cache_clear()
 

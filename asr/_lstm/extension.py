@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -102,6 +103,8 @@ def kernel() -> CppKernel | None:
             raise RuntimeError("no C++ compiler on PATH")
         lib = library_path()
         if not lib.exists():
+            print(f"asr.lstm: compiling the C++ LSTM kernel into {lib.parent} "
+                  "(once; about half a minute)", file=sys.stderr, flush=True)
             build(lib)
         torch.ops.load_library(str(lib))
         return CppKernel(getattr(torch.ops, NAMESPACE))
