@@ -165,11 +165,11 @@ def test_kernels_agree_on_float32_forward_and_backward():
     _kernels_agree(cpp, B=5, T=11, dirs=2, H=7, dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dirs", [1, 2])
 def test_kernels_agree_however_the_work_is_shared_out(threads, dirs):
-    """One thread; a thread per direction; one direction with each step's product
-    (more than 8 panels) and gate rows (more than 4) shared among threads."""
+    """One thread; a thread per direction; and more threads than directions, where
+    every step's hidden units (H = 45: three panels) are cut into chunks."""
     cpp = extension.kernel()
     if cpp is None:
         pytest.skip("the C++ kernel could not be built here")

@@ -134,27 +134,27 @@ class PackedMatrix {
     }
   }
 
-  // C[:n] = A[:n] @ B; panels shared out among threads unless already inside a parallel region.
-  void multiply(const T* A, int64_t lda, int64_t n, T* C, int64_t ldc) const {
+  // C[:n, first:last] = A[:n] @ B[:, first:last], for columns first, last on panel
+  // boundaries (multiples of NR, or last = N).
+  void multiply(const T* A, int64_t lda, int64_t n, T* C, int64_t ldc, int64_t first,
+                int64_t last) const {
     const T* packed = packed_.data_ptr<T>();
-    at::parallel_for(0, panels_, 8, [&](int64_t first, int64_t last) {
-      for (int64_t p = first; p < last; ++p) {
-        const T* panel = packed + p * K_ * NR;
-        const int64_t cols = std::min(NR, N_ - p * NR);
-        for (int64_t r = 0; r < n; r += MR) {
-          const T* a = A + r * lda;
-          T* c = C + r * ldc + p * NR;
-          switch (std::min(MR, n - r)) {
-            case 6: block_product<T, 6>(K_, a, lda, panel, c, ldc, cols); break;
-            case 5: block_product<T, 5>(K_, a, lda, panel, c, ldc, cols); break;
-            case 4: block_product<T, 4>(K_, a, lda, panel, c, ldc, cols); break;
-            case 3: block_product<T, 3>(K_, a, lda, panel, c, ldc, cols); break;
-            case 2: block_product<T, 2>(K_, a, lda, panel, c, ldc, cols); break;
-            default: block_product<T, 1>(K_, a, lda, panel, c, ldc, cols); break;
-          }
+    for (int64_t p = first / NR; p * NR < last; ++p) {
+      const T* panel = packed + p * K_ * NR;
+      const int64_t cols = std::min(NR, N_ - p * NR);
+      for (int64_t r = 0; r < n; r += MR) {
+        const T* a = A + r * lda;
+        T* c = C + r * ldc + p * NR;
+        switch (std::min(MR, n - r)) {
+          case 6: block_product<T, 6>(K_, a, lda, panel, c, ldc, cols); break;
+          case 5: block_product<T, 5>(K_, a, lda, panel, c, ldc, cols); break;
+          case 4: block_product<T, 4>(K_, a, lda, panel, c, ldc, cols); break;
+          case 3: block_product<T, 3>(K_, a, lda, panel, c, ldc, cols); break;
+          case 2: block_product<T, 2>(K_, a, lda, panel, c, ldc, cols); break;
+          default: block_product<T, 1>(K_, a, lda, panel, c, ldc, cols); break;
         }
       }
-    });
+    }
   }
 
  private:
@@ -163,7 +163,7 @@ class PackedMatrix {
 };
 
 // ---------------------------------------------------------------------------
-// The gates of one step of one sequence.
+// The gates of one step of one sequence, for hidden units [first, last).
 
 template <typename T>
 inline T sigmoid(T x) {
@@ -173,14 +173,15 @@ inline T sigmoid(T x) {
 // z holds W_x x of this frame on entry and the activations i, f, g, o on return;
 // hz = W_h h_prev.
 template <typename T>
-void gates_forward(int64_t H, T* __restrict__ z, const T* __restrict__ bias,
+void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
+                   const T* __restrict__ bias,
                    const T* __restrict__ hz, const T* __restrict__ peep, T* __restrict__ c_state,
                    T* __restrict__ h_state, T* __restrict__ h_out, T* __restrict__ c_out) {
   const T* p_i = peep;
   const T* p_f = peep + H;
   const T* p_o = peep + 2 * H;
 #pragma GCC ivdep
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = first; j < last; ++j) {
     const T c_prev = c_state[j];
     const T i = sigmoid(z[j] + bias[j] + hz[j] + p_i[j] * c_prev);
     const T f = sigmoid(z[H + j] + bias[H + j] + hz[H + j] + p_f[j] * c_prev);
@@ -202,7 +203,7 @@ void gates_forward(int64_t H, T* __restrict__ z, const T* __restrict__ bias,
 // The same step backwards: gate pre-activation errors from the output error dh
 // (from above and from the next step) and the cell error carried in dc_state.
 template <typename T>
-void gates_backward(int64_t H, const T* __restrict__ grad_h, const T* __restrict__ dh_next,
+void gates_backward(int64_t H, int64_t first, int64_t last, const T* __restrict__ grad_h, const T* __restrict__ dh_next,
                     const T* __restrict__ act, const T* __restrict__ c,
                     const T* __restrict__ c_prev, const T* __restrict__ peep,
                     T* __restrict__ dc_state, T* __restrict__ dz, T* __restrict__ dz_out) {
@@ -210,7 +211,7 @@ void gates_backward(int64_t H, const T* __restrict__ grad_h, const T* __restrict
   const T* p_f = peep + H;
   const T* p_o = peep + 2 * H;
 #pragma GCC ivdep
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = first; j < last; ++j) {
     const T i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
     const T dh = grad_h[j] + dh_next[j];
     const T tc = std::tanh(c[j]);
@@ -240,21 +241,53 @@ void check_inputs(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor&
               "expected (B, T, dirs, 4H) gates, (dirs, 4H, H) w_hh, (dirs, 3, H) peepholes");
 }
 
-// Runs body(dir) for every direction: one thread each when there are threads enough
-// (the steps inside then run serially), otherwise in turn, and then each step's
-// product and gates are shared out among the threads.
-template <typename F>
-void for_each_direction(int64_t dirs, const F& body) {
-  if (dirs > 1 && at::get_num_threads() >= dirs && !at::in_parallel_region()) {
-    at::parallel_for(0, dirs, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t d = begin; d < end; ++d) body(d);
-    });
-  } else {
-    for (int64_t d = 0; d < dirs; ++d) body(d);
-  }
-}
+// How a call's work is shared among threads. Each step of each direction is cut
+// into chunks of hidden units (whole panels), and a task is one (direction, chunk).
+// When there are no more threads than directions, a chunk is the whole layer and
+// each direction's loop runs start to end on one thread, with no synchronisation
+// inside it. Otherwise every step is one parallel region over all tasks (its end is
+// the only barrier): a chunk computes its units' columns of the product and then
+// their gates, so the states are double-buffered (one step reads all of h while
+// the next is written).
+struct Teams {
+  int64_t dirs, chunks, units;
 
-constexpr int64_t ROWS_PER_TASK = 4;  // grain of the gate loops when shared among threads
+  Teams(int64_t dirs_, int64_t H, int64_t panel) : dirs(dirs_), chunks(1), units(H) {
+    const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+    if (threads > dirs) {
+      const int64_t wanted = (threads + dirs - 1) / dirs;
+      units = ((H + wanted - 1) / wanted + panel - 1) / panel * panel;
+      chunks = (H + units - 1) / units;
+    }
+  }
+  int64_t first(int64_t chunk) const { return chunk * units; }
+  int64_t last(int64_t chunk, int64_t H) const { return std::min(H, (chunk + 1) * units); }
+
+  // step(d, chunk, s) for every step (in the order given by steps) and task.
+  template <typename F>
+  void run(const std::vector<int64_t>& steps, const F& step) const {
+    if (chunks == 1) {
+      at::parallel_for(0, dirs, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t d = begin; d < end; ++d) {
+          for (int64_t s : steps) step(d, 0, s);
+        }
+      });
+      return;
+    }
+    for (int64_t s : steps) {
+      at::parallel_for(0, dirs * chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) step(task / chunks, task % chunks, s);
+      });
+    }
+  }
+};
+
+std::vector<int64_t> step_order(int64_t steps, bool backwards) {
+  std::vector<int64_t> order(steps);
+  std::iota(order.begin(), order.end(), 0);
+  if (backwards) std::reverse(order.begin(), order.end());
+  return order;
+}
 
 // xg (B, T, dirs, 4H), bias (dirs, 4H), w_hh (dirs, 4H, H), peep (dirs, 3, H), lengths (B,)
 // -> h, c (B, T, dirs, H) zero at padded frames; xg is overwritten with the gate
@@ -272,31 +305,40 @@ std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor&
   auto c = at::empty({B, T, dirs, H}, xg.options());
   for (auto* y : {&h, &c, &xg}) plan.zero_padding(*y);
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "peephole_lstm_forward", [&] {
+    using Packed = PackedMatrix<scalar_t>;
+    const Teams teams(dirs, H, Packed::NR);
+    // per direction and gate: W_hg^T, so that hz[:, gH:(g+1)H] = h_prev @ W_hg^T
+    std::vector<Packed> w;
+    for (int64_t d = 0; d < dirs; ++d) {
+      for (int64_t g = 0; g < 4; ++g) {
+        w.emplace_back(w_hh.data_ptr<scalar_t>() + (d * 4 + g) * H * H, H, H, 1, H);
+      }
+    }
+    // state per direction: h of the step before and of this step, c, and W_h h_prev
+    auto h_state = at::zeros({dirs, 2, B, H}, xg.options());
+    auto c_state = at::zeros({dirs, B, H}, xg.options());
+    auto hz = at::zeros({dirs, B, 4 * H}, xg.options());
     scalar_t* z_p = xg.data_ptr<scalar_t>();
     scalar_t* h_p = h.data_ptr<scalar_t>();
     scalar_t* c_p = c.data_ptr<scalar_t>();
-    for_each_direction(dirs, [&](int64_t d) {
-      // W_h^T, so that hz = h_state @ W_h^T
-      const PackedMatrix<scalar_t> w(w_hh[d].data_ptr<scalar_t>(), H, 4 * H, 1, H);
-      auto h_state = at::zeros({B, H}, xg.options());
-      auto c_state = at::zeros({B, H}, xg.options());
-      auto hz = at::zeros({B, 4 * H}, xg.options());  // W_h h_prev; zero at the first step
-      scalar_t* h_state_p = h_state.data_ptr<scalar_t>();
-      scalar_t* c_state_p = c_state.data_ptr<scalar_t>();
-      scalar_t* hz_p = hz.data_ptr<scalar_t>();
+    teams.run(step_order(plan.steps(), false), [&](int64_t d, int64_t chunk, int64_t s) {
+      const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
+      const scalar_t* h_before = h_state.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * H;
+      scalar_t* h_now = h_state.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * H;
+      scalar_t* hz_d = hz.data_ptr<scalar_t>() + d * B * 4 * H;
+      if (s > 0) {  // h is zero before the first step, and so is hz
+        for (int64_t g = 0; g < 4; ++g) {
+          w[d * 4 + g].multiply(h_before, H, n, hz_d + g * H, 4 * H, first, last);
+        }
+      }
       const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
       const scalar_t* b_d = bias.data_ptr<scalar_t>() + d * 4 * H;
-      for (int64_t s = 0; s < plan.steps(); ++s) {
-        const int64_t n = plan.live[s];
-        if (s > 0) w.multiply(h_state_p, H, n, hz_p, 4 * H);
-        at::parallel_for(0, n, ROWS_PER_TASK, [&](int64_t first, int64_t last) {
-          for (int64_t r = first; r < last; ++r) {
-            const int64_t b = plan.order[r];
-            const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
-            gates_forward<scalar_t>(H, z_p + off * 4 * H, b_d, hz_p + r * 4 * H, p, c_state_p + r * H,
-                                    h_state_p + r * H, h_p + off * H, c_p + off * H);
-          }
-        });
+      scalar_t* c_d = c_state.data_ptr<scalar_t>() + d * B * H;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t b = plan.order[r];
+        const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
+        gates_forward<scalar_t>(H, first, last, z_p + off * 4 * H, b_d, hz_d + r * 4 * H, p,
+                                c_d + r * H, h_now + r * H, h_p + off * H, c_p + off * H);
       }
     });
   });
@@ -315,35 +357,42 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
   auto dz = at::empty({B, T, dirs, 4 * H}, act.options());
   plan.zero_padding(dz);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "peephole_lstm_backward", [&] {
+    using Packed = PackedMatrix<scalar_t>;
+    const Teams teams(dirs, H, Packed::NR);
+    std::vector<Packed> w;  // W_h per direction, so that dh = dz @ W_h
+    for (int64_t d = 0; d < dirs; ++d) {
+      w.emplace_back(w_hh.data_ptr<scalar_t>() + d * 4 * H * H, 4 * H, H, H, 1);
+    }
+    // state per direction: W_h^T dz of the step after, the cell error carried back,
+    // and dz of the step after and of this step
+    auto dh_next = at::zeros({dirs, B, H}, act.options());
+    auto dc_state = at::zeros({dirs, B, H}, act.options());
+    auto dz_rows = at::zeros({dirs, 2, B, 4 * H}, act.options());
+    const auto zero = at::zeros({H}, act.options());
     const scalar_t* grad_p = grad_h.data_ptr<scalar_t>();
     const scalar_t* c_p = c.data_ptr<scalar_t>();
     const scalar_t* act_p = act.data_ptr<scalar_t>();
     scalar_t* dz_p = dz.data_ptr<scalar_t>();
-    for_each_direction(dirs, [&](int64_t d) {
-      const PackedMatrix<scalar_t> w(w_hh[d].data_ptr<scalar_t>(), 4 * H, H, H, 1);
-      auto dh_next = at::zeros({B, H}, act.options());  // W_h^T dz of the step after
-      auto dc_state = at::zeros({B, H}, act.options());
-      auto dz_rows = at::empty({B, 4 * H}, act.options());
-      const auto zero = at::zeros({H}, act.options());
-      scalar_t* dh_next_p = dh_next.data_ptr<scalar_t>();
-      scalar_t* dc_state_p = dc_state.data_ptr<scalar_t>();
-      scalar_t* dz_rows_p = dz_rows.data_ptr<scalar_t>();
+    const int64_t steps = plan.steps();
+    teams.run(step_order(steps, true), [&](int64_t d, int64_t chunk, int64_t s) {
+      const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
+      const scalar_t* dz_after = dz_rows.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * 4 * H;
+      scalar_t* dz_now = dz_rows.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * 4 * H;
+      scalar_t* dh_d = dh_next.data_ptr<scalar_t>() + d * B * H;
+      if (s + 1 < steps) {  // nothing comes back from beyond the last step
+        w[d].multiply(dz_after, 4 * H, plan.live[s + 1], dh_d, H, first, last);
+      }
       const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
-      for (int64_t s = plan.steps() - 1; s >= 0; --s) {
-        const int64_t n = plan.live[s];
-        at::parallel_for(0, n, ROWS_PER_TASK, [&](int64_t first, int64_t last) {
-          for (int64_t r = first; r < last; ++r) {
-            const int64_t b = plan.order[r];
-            const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
-            const scalar_t* c_prev = s > 0
-                ? c_p + ((b * T + plan.frame(d, s - 1, b)) * dirs + d) * H
-                : zero.data_ptr<scalar_t>();
-            gates_backward<scalar_t>(H, grad_p + off * H, dh_next_p + r * H, act_p + off * 4 * H,
-                                     c_p + off * H, c_prev, p, dc_state_p + r * H,
-                                     dz_rows_p + r * 4 * H, dz_p + off * 4 * H);
-          }
-        });
-        if (s > 0) w.multiply(dz_rows_p, 4 * H, n, dh_next_p, H);
+      scalar_t* dc_d = dc_state.data_ptr<scalar_t>() + d * B * H;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t b = plan.order[r];
+        const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
+        const scalar_t* c_prev = s > 0
+            ? c_p + ((b * T + plan.frame(d, s - 1, b)) * dirs + d) * H
+            : zero.data_ptr<scalar_t>();
+        gates_backward<scalar_t>(H, first, last, grad_p + off * H, dh_d + r * H,
+                                 act_p + off * 4 * H, c_p + off * H, c_prev, p, dc_d + r * H,
+                                 dz_now + r * 4 * H, dz_p + off * 4 * H);
       }
     });
   });
