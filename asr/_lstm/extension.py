@@ -42,11 +42,12 @@ def _commands(obj: Path, lib: Path) -> tuple[list[str], list[str]]:
     cxx = os.environ.get("CXX", "c++")
     includes = [f"-I{path}" for path in cpp_extension.include_paths()]
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
-    compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-ffast-math", abi, *_cpu_flags(),
+    # -fopenmp: at::parallel_for is inlined from ATen's headers, and is serial without it
+    compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-fopenmp", "-ffast-math", abi, *_cpu_flags(),
                 *includes, "-c", str(SOURCE), "-o", str(obj)]
     lib_dir = cpp_extension.library_paths()[0]
-    link = [cxx, "-shared", str(obj), "-o", str(lib), f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}",
-            "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
+    link = [cxx, "-shared", "-fopenmp", str(obj), "-o", str(lib), f"-L{lib_dir}",
+            f"-Wl,-rpath,{lib_dir}", "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
     return compile_, link
 
 
