@@ -13,16 +13,19 @@ eqs. 3-7), with x_t the input and h, c zero before the first frame:
 The reverse direction starts at each sequence's own last frame; outputs at padded
 frames are zero. nn.LSTM (and cuDNN, oneDNN) have no peepholes, hence this layer.
 
-How it is fast:
-- one GEMM per layer projects every frame of both directions (W_x x + b);
-- the time loop is a `torch.autograd.Function` with a hand-written backward
+How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
+- each layer is one `torch.autograd.Function` with a hand-written backward
   (backpropagation through time, Graves' thesis sec. 4.6.2), so autograd sees one
-  node per layer instead of thousands of small ops; the weight gradients are then
-  one GEMM each over all frames;
-- on CPU the loop runs in C++ (asr/_lstm/recurrence.cpp): the two directions on two
-  threads, one GEMM and one fused, vectorised gate loop per step. Elsewhere, or when
-  the C++ build is unavailable, the same algorithm runs in torch ops
-  (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
+  node per layer, not thousands of small ops;
+- everything that does not depend on the previous step is one large GEMM over all
+  frames and both directions: the input projections W_x x forwards, and dx, dW_x,
+  dW_h and the bias and peephole gradients backwards;
+- only the recurrence is a time loop. On CPU it runs in C++
+  (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once
+  for a register-blocked product per step, and the bias, peepholes and gate
+  nonlinearities in one vectorised loop. Elsewhere (CUDA), or when the C++ build is
+  unavailable, the same algorithm runs in torch ops (asr/_lstm/recurrence.py), both
+  directions in one batched GEMM per step.
 
 With ``peepholes=False`` the layer is a plain LSTM and runs on torch's own
 (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters.
@@ -44,8 +47,8 @@ from asr._lstm import recurrence as torch_loop
 
 def _kernel(device: torch.device):
     """The time loop to run on `device`: the C++ ops on CPU when built, else torch ops."""
-    ops = extension.ops() if device.type == "cpu" else None
-    return ops if ops is not None else torch_loop
+    cpp = extension.kernel() if device.type == "cpu" else None
+    return cpp if cpp is not None else torch_loop
 
 
 def _no_autocast(device: torch.device):
@@ -78,34 +81,46 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(0)
 
 
-class _Recurrence(torch.autograd.Function):
-    """h = the peephole LSTM time loop over gate inputs xg = W_x x + b, (B, T, dirs, 4H)."""
+class _Layer(torch.autograd.Function):
+    """One layer, all directions: x (B, T, D) -> h (B, T, dirs * H).
+
+    w_ih (dirs * 4H, D) and bias (dirs * 4H,) hold the directions one after the other,
+    w_hh (dirs, 4H, H), peep (dirs, 3, H); lengths is a CPU tensor."""
 
     @staticmethod
-    def forward(ctx, xg, w_hh, peep, lengths):
-        kernel = _kernel(xg.device)
-        with _no_autocast(xg.device):
-            h, c, act = kernel.forward(xg.contiguous(), w_hh.contiguous(), peep.contiguous(), lengths)
+    def forward(ctx, x, w_ih, bias, w_hh, peep, lengths):
+        B, T, D = x.shape
+        dirs, G, H = w_hh.shape
+        kernel = _kernel(x.device)
+        with _no_autocast(x.device):
+            xg = torch.mm(x.reshape(B * T, D), w_ih.t()).view(B, T, dirs, G)  # the kernel adds bias
+            h, c, act = kernel.forward(xg, bias.view(dirs, G), w_hh.contiguous(), peep.contiguous(),
+                                       lengths)
         ctx.kernel = kernel
-        ctx.save_for_backward(w_hh, peep, lengths, h, c, act)
-        return h
+        ctx.save_for_backward(x, w_ih, w_hh, peep, lengths, h, c, act)
+        return h.view(B, T, dirs * H)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_h):
-        w_hh, peep, lengths, h, c, act = ctx.saved_tensors
-        with _no_autocast(grad_h.device):
-            dz = ctx.kernel.backward(grad_h.contiguous(), w_hh.contiguous(), peep.contiguous(),
-                                     c, act, lengths)
-            dirs, H = h.shape[2], h.shape[3]
+    def backward(ctx, grad_out):
+        x, w_ih, w_hh, peep, lengths, h, c, act = ctx.saved_tensors
+        B, T, D = x.shape
+        dirs, G, H = w_hh.shape
+        with _no_autocast(x.device):
+            grad_h = grad_out.reshape(B, T, dirs, H).contiguous()
+            dz = ctx.kernel.backward(grad_h, w_hh.contiguous(), peep.contiguous(), c, act, lengths)
+            dz_rows = dz.view(B * T, dirs * G)
+            d_x = (dz_rows @ w_ih).view(B, T, D) if ctx.needs_input_grad[0] else None
+            d_w_ih = dz_rows.t() @ x.reshape(B * T, D)
+            d_bias = dz_rows.sum(0)
             d_w_hh = torch.stack([_sum_over_steps(_outer, dz, h, d) for d in range(dirs)])
-            # peepholes: p_i, p_f see c_{t-1}, p_o sees c_t
+            # peepholes: p_i and p_f see c_{t-1}, p_o sees c_t
             d_peep = torch.stack([
                 torch.stack([_sum_over_steps(_dot, dz[..., :H], c, d),
                              _sum_over_steps(_dot, dz[..., H:2 * H], c, d),
                              _dot(dz[:, :, d, 3 * H:].flatten(0, 1), c[:, :, d].flatten(0, 1))])
                 for d in range(dirs)])
-        return dz, d_w_hh, d_peep, None
+        return d_x, d_w_ih, d_bias, d_w_hh, d_peep, None
 
 
 class PeepholeLSTM(nn.Module):
@@ -159,17 +174,19 @@ class PeepholeLSTM(nn.Module):
         if not self.peepholes:
             return self._plain_forward(x, lengths)
         B, T, _ = x.shape
+        if B == 0:
+            return x.new_zeros(0, T, self.num_directions * self.hidden_size)
         steps = int(lengths.max())
         y = x[:, :steps]  # frames past every sequence's end need no work
-        dirs, H = self.num_directions, self.hidden_size
+        dtype = torch.promote_types(self.weight_hh_l0.dtype, torch.float32)
+        y = y.to(dtype)  # under autocast too: the layers run in float32 or float64
         for k in range(self.num_layers):
             w_ih, w_hh, bias, peep = (self._layer_parameters(k, name)
                                       for name in ("weight_ih", "weight_hh", "bias", "peephole"))
-            xg = F.linear(y, torch.cat(w_ih), torch.cat(bias)).view(B, steps, dirs, 4 * H)
-            dtype = torch.promote_types(w_hh[0].dtype, torch.float32)
-            h = _Recurrence.apply(xg.to(dtype), torch.stack(w_hh).to(dtype),
-                                  torch.stack(peep).to(dtype), lengths)
-            y = h.view(B, steps, dirs * H)
+            y = _Layer.apply(y, *(torch.cat(w).to(dtype) for w in (w_ih, bias)),
+                             *(torch.stack(w).to(dtype) for w in (w_hh, peep)), lengths)
+        if steps == T:
+            return y
         return F.pad(y, (0, 0, 0, T - steps))
 
     def _checked_lengths(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -26,10 +26,9 @@ KERNELS = ["cpp", "torch"]
 def kernel(request, monkeypatch):
     """Runs the test once with the C++ time loop and once with the plain-torch one."""
     if request.param == "cpp":
-        ops = extension.ops()
-        if ops is None:
+        chosen = extension.kernel()
+        if chosen is None:
             pytest.skip("the C++ kernel could not be built here")
-        chosen = ops
     else:
         chosen = torch_loop
     monkeypatch.setattr(asr.lstm, "_kernel", lambda device: chosen)
@@ -134,30 +133,53 @@ def test_gradients_match_finite_differences(kernel, bidirectional):
 
 
 def test_plain_lstm_gradients_match_finite_differences():
-    model = make_model(D=3, H=2, layers=2, peepholes=False)
-    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
-    lengths = torch.tensor([4, 3])
+    model = make_model(D=2, H=2, layers=2, peepholes=False)
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([3, 2])
     names = [name for name, _ in model.named_parameters()]
     run = lambda x, *ps: torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
     assert torch.autograd.gradcheck(run, (x, *model.parameters()))
 
 
-def test_kernels_agree_on_float32_forward_and_backward():
-    ops = extension.ops()
-    if ops is None:
-        pytest.skip("the C++ kernel could not be built here")
+def _kernels_agree(cpp, B, T, dirs, H, dtype, tol):
     torch.manual_seed(1)
-    B, T, dirs, H = 5, 11, 2, 7
-    xg = torch.randn(B, T, dirs, 4 * H)
-    w_hh, peep = 0.3 * torch.randn(dirs, 4 * H, H), 0.3 * torch.randn(dirs, 3, H)
-    lengths = torch.tensor([11, 3, 7, 11, 1])
-    ours, theirs = ops.forward(xg, w_hh, peep, lengths), torch_loop.forward(xg, w_hh, peep, lengths)
+    xg, bias = torch.randn(B, T, dirs, 4 * H, dtype=dtype), torch.randn(dirs, 4 * H, dtype=dtype)
+    w_hh = 0.3 * torch.randn(dirs, 4 * H, H, dtype=dtype)
+    peep = 0.3 * torch.randn(dirs, 3, H, dtype=dtype)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths)
+    ours = cpp.forward(xg.clone(), bias, w_hh, peep, lengths)  # it overwrites its xg
     for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    grad_h = torch.randn(B, T, dirs, H)
-    torch.testing.assert_close(ops.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
+        torch.testing.assert_close(a, b, **tol)
+    grad_h = torch.randn(B, T, dirs, H, dtype=dtype)
+    torch.testing.assert_close(cpp.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths),
                                torch_loop.backward(grad_h, w_hh, peep, theirs[1], theirs[2], lengths),
-                               rtol=1e-5, atol=1e-6)
+                               **tol)
+
+
+def test_kernels_agree_on_float32_forward_and_backward():
+    cpp = extension.kernel()
+    if cpp is None:
+        pytest.skip("the C++ kernel could not be built here")
+    _kernels_agree(cpp, B=5, T=11, dirs=2, H=7, dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dirs", [1, 2])
+def test_kernels_agree_however_the_work_is_shared_out(threads, dirs):
+    """One thread; a thread per direction; and more threads than directions, where
+    every step's hidden units (H = 45: three panels) are cut into chunks."""
+    cpp = extension.kernel()
+    if cpp is None:
+        pytest.skip("the C++ kernel could not be built here")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _kernels_agree(cpp, B=13, T=6, dirs=dirs, H=45, dtype=torch.float64,
+                       tol=dict(rtol=0, atol=1e-12))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_output_does_not_depend_on_padding(kernel):
@@ -293,20 +315,27 @@ def test_lengths_on_any_device_and_shorter_batches():
     torch.testing.assert_close(y, reference(model, x, [4, 6]), rtol=0, atol=1e-12)
 
 
-def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path):
+def test_an_empty_batch():
+    model = make_model()
+    assert model(torch.zeros(0, 4, 5, dtype=torch.float64), torch.zeros(0)).shape == (0, 4, 8)
+
+
+@pytest.mark.parametrize("compiler", ["no-such-compiler", "false"])  # missing; failing
+def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path, compiler):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    monkeypatch.setenv("CXX", "no-such-compiler")
-    extension.ops.cache_clear()
+    monkeypatch.setenv("CXX", compiler)
+    extension.kernel.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="plain torch loop"):
-            assert extension.ops() is None
+            assert extension.kernel() is None
         assert asr.lstm._kernel(torch.device("cpu")) is torch_loop
+        assert not list(tmp_path.rglob("*.so"))  # nothing half-built left behind
     finally:
-        extension.ops.cache_clear()
+        extension.kernel.cache_clear()
 
 
 def test_the_build_is_cached():
-    if extension.ops() is None:
+    if extension.kernel() is None:
         pytest.skip("the C++ kernel could not be built here")
     assert extension.library_path().is_file()
 

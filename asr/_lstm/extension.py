@@ -4,7 +4,7 @@ The library is compiled once per source, compiler flags and torch version, by th
 system C++ compiler against torch's own headers and libraries (no ninja, no Python
 headers), into ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
 Later imports only load it. Anything that goes wrong (no compiler, a failed build)
-leaves `ops()` returning None, with one warning, and asr.lstm then runs the same
+leaves `kernel()` returning None, with one warning, and asr.lstm then runs the same
 algorithm in plain torch ops. ``ASR_LSTM_KERNEL=torch`` skips the build altogether.
 """
 
@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -41,11 +42,12 @@ def _commands(obj: Path, lib: Path) -> tuple[list[str], list[str]]:
     cxx = os.environ.get("CXX", "c++")
     includes = [f"-I{path}" for path in cpp_extension.include_paths()]
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
-    compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-ffast-math", abi, *_cpu_flags(),
+    # -fopenmp: at::parallel_for is inlined from ATen's headers, and is serial without it
+    compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-fopenmp", "-ffast-math", abi, *_cpu_flags(),
                 *includes, "-c", str(SOURCE), "-o", str(obj)]
     lib_dir = cpp_extension.library_paths()[0]
-    link = [cxx, "-shared", str(obj), "-o", str(lib), f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}",
-            "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
+    link = [cxx, "-shared", "-fopenmp", str(obj), "-o", str(lib), f"-L{lib_dir}",
+            f"-Wl,-rpath,{lib_dir}", "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
     return compile_, link
 
 
@@ -77,9 +79,24 @@ def build(lib: Path) -> None:
         os.replace(tmp_lib, lib)
 
 
+class CppKernel:
+    """The C++ ops behind the same two calls as asr._lstm.recurrence."""
+
+    def __init__(self, ops):
+        self._ops = ops
+
+    def forward(self, xg, bias, w_hh, peep, lengths):
+        """-> h, c, act; act is xg itself, overwritten in place."""
+        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths)
+        return h, c, xg
+
+    def backward(self, grad_h, w_hh, peep, c, act, lengths):
+        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths)
+
+
 @functools.cache
-def ops():
-    """The loaded ops (``forward``, ``backward``), or None where they cannot be had."""
+def kernel() -> CppKernel | None:
+    """The C++ kernel, built on first use; None where it cannot be had."""
     if os.environ.get("ASR_LSTM_KERNEL", "auto") == "torch":
         return None
     try:
@@ -87,9 +104,11 @@ def ops():
             raise RuntimeError("no C++ compiler on PATH")
         lib = library_path()
         if not lib.exists():
+            print(f"asr.lstm: compiling the C++ LSTM kernel into {lib.parent} "
+                  "(once; about half a minute)", file=sys.stderr, flush=True)
             build(lib)
         torch.ops.load_library(str(lib))
-        return getattr(torch.ops, NAMESPACE)
+        return CppKernel(getattr(torch.ops, NAMESPACE))
     except Exception as error:  # any failure here only costs speed
         warnings.warn(f"asr.lstm: C++ kernel unavailable, using the plain torch loop ({error})",
                       RuntimeWarning, stacklevel=2)

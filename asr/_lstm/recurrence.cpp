@@ -4,22 +4,23 @@
 //   i = s(zi + p_i c_prev)   f = s(zf + p_f c_prev)   g = tanh(zg)
 //   c = f c_prev + i g       o = s(zo + p_o c)          h = o tanh(c)
 // where z = W_x x_t + b + W_h h_prev (gate order i, f, g, o). The caller passes
-// xg = W_x x + b for every frame; this file adds W_h h_prev step by step.
+// xg = W_x x for every frame; this file adds b and W_h h_prev step by step.
 // The backward pass is Graves' backpropagation through time (thesis, sec. 4.6.2),
 // the error carried back along the cell (dc) and through W_h (dh).
 //
-// Speed: the directions are independent, so each runs on its own thread
-// (at::parallel_for over the direction axis) with a single-threaded GEMM per step
-// and one fused loop for the gates, which the compiler vectorises (libmvec exp and
-// tanh under -ffast-math). Sequences are visited longest first, so the live ones
-// are always a prefix of the state and the GEMM runs on that prefix only, as with
-// packed sequences. Direction 1 reads each sequence backwards from its own last
-// frame. All tensors stay in the caller's layout: (B, T, dirs, H or 4H).
+// Speed: the directions are independent, so with two threads or more each runs on
+// its own (no synchronisation inside the time loop); with one direction, each
+// step's product and gate loop are shared out among the threads instead. W_h is
+// packed once per call for a register-blocked product (PackedMatrix), and the gate
+// loop is one pass the compiler vectorises (glibc's vector exp and tanh, enabled by
+// -ffast-math). Sequences are visited longest first, so the live ones are always a
+// prefix of the state and the product runs on that prefix only, as with packed
+// sequences. Direction 1 reads each sequence backwards from its own last frame.
+// All tensors stay in the caller's layout: (B, T, dirs, H or 4H).
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -28,6 +29,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -70,33 +72,127 @@ struct Schedule {
   }
 };
 
+// ---------------------------------------------------------------------------
+// The recurrent product, C (n, N) = A (n, K) @ B (K, N), with B fixed for the whole
+// sequence: B is packed once into panels of NR columns (zero padded, K x NR each,
+// contiguous), and a register-blocked kernel computes MR x NR blocks of C with
+// broadcast-multiply-adds. A general GEMM would repack B at every step, which for
+// these shapes (n = batch, K = H, N = 4H and back) costs nearly as much as the product.
+
+template <typename T>
+struct Lanes {
+  static constexpr int64_t count = 32 / sizeof(T);  // one 256-bit vector
+  using Vec [[gnu::vector_size(32)]] = T;
+};
+
+constexpr int64_t MR = 6;  // rows of C per block: 2 * MR accumulators + 3 operands fit 16 registers
+
+template <typename T, int64_t ROWS>
+void block_product(int64_t K, const T* __restrict__ A, int64_t lda, const T* __restrict__ panel,
+                   T* __restrict__ C, int64_t ldc, int64_t cols) {
+  using Vec = typename Lanes<T>::Vec;
+  constexpr int64_t L = Lanes<T>::count;
+  Vec low[ROWS], high[ROWS];
+  for (int64_t r = 0; r < ROWS; ++r) low[r] = high[r] = Vec{};
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    Vec b_low, b_high;
+    std::memcpy(&b_low, panel + k * 2 * L, sizeof(Vec));
+    std::memcpy(&b_high, panel + k * 2 * L + L, sizeof(Vec));
+    for (int64_t r = 0; r < ROWS; ++r) {
+      const Vec a = Vec{} + A[r * lda + k];
+      low[r] += a * b_low;
+      high[r] += a * b_high;
+    }
+  }
+  for (int64_t r = 0; r < ROWS; ++r) {
+    if (cols == 2 * L) {
+      std::memcpy(C + r * ldc, &low[r], sizeof(Vec));
+      std::memcpy(C + r * ldc + L, &high[r], sizeof(Vec));
+    } else {
+      for (int64_t j = 0; j < cols; ++j) C[r * ldc + j] = j < L ? low[r][j] : high[r][j - L];
+    }
+  }
+}
+
+template <typename T>
+class PackedMatrix {
+ public:
+  static constexpr int64_t NR = 2 * Lanes<T>::count;
+
+  // B[k][j] = data[k * k_stride + j * j_stride]
+  PackedMatrix(const T* data, int64_t K, int64_t N, int64_t k_stride, int64_t j_stride)
+      : K_(K), N_(N), panels_((N + NR - 1) / NR),
+        packed_(at::zeros({panels_ * K * NR}, c10::CppTypeToScalarType<T>::value)) {
+    T* out = packed_.data_ptr<T>();
+    for (int64_t p = 0; p < panels_; ++p) {
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t j = p * NR; j < std::min(N, (p + 1) * NR); ++j) {
+          out[(p * K + k) * NR + j - p * NR] = data[k * k_stride + j * j_stride];
+        }
+      }
+    }
+  }
+
+  // C[:n, first:last] = A[:n] @ B[:, first:last], for columns first, last on panel
+  // boundaries (multiples of NR, or last = N).
+  void multiply(const T* A, int64_t lda, int64_t n, T* C, int64_t ldc, int64_t first,
+                int64_t last) const {
+    const T* packed = packed_.data_ptr<T>();
+    for (int64_t p = first / NR; p * NR < last; ++p) {
+      const T* panel = packed + p * K_ * NR;
+      const int64_t cols = std::min(NR, N_ - p * NR);
+      for (int64_t r = 0; r < n; r += MR) {
+        const T* a = A + r * lda;
+        T* c = C + r * ldc + p * NR;
+        switch (std::min(MR, n - r)) {
+          case 6: block_product<T, 6>(K_, a, lda, panel, c, ldc, cols); break;
+          case 5: block_product<T, 5>(K_, a, lda, panel, c, ldc, cols); break;
+          case 4: block_product<T, 4>(K_, a, lda, panel, c, ldc, cols); break;
+          case 3: block_product<T, 3>(K_, a, lda, panel, c, ldc, cols); break;
+          case 2: block_product<T, 2>(K_, a, lda, panel, c, ldc, cols); break;
+          default: block_product<T, 1>(K_, a, lda, panel, c, ldc, cols); break;
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t K_, N_, panels_;
+  at::Tensor packed_;
+};
+
+// ---------------------------------------------------------------------------
+// The gates of one step of one sequence, for hidden units [first, last).
+
 template <typename T>
 inline T sigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
-// One step of one sequence: gate activations, new cell and output.
+// z holds W_x x of this frame on entry and the activations i, f, g, o on return;
+// hz = W_h h_prev.
 template <typename T>
-void gates_forward(int64_t H, const T* __restrict__ xg, const T* __restrict__ hz,
-                   const T* __restrict__ peep, T* __restrict__ c_state,
-                   T* __restrict__ h_state, T* __restrict__ act, T* __restrict__ h_out,
-                   T* __restrict__ c_out) {
+void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
+                   const T* __restrict__ bias,
+                   const T* __restrict__ hz, const T* __restrict__ peep, T* __restrict__ c_state,
+                   T* __restrict__ h_state, T* __restrict__ h_out, T* __restrict__ c_out) {
   const T* p_i = peep;
   const T* p_f = peep + H;
   const T* p_o = peep + 2 * H;
 #pragma GCC ivdep
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = first; j < last; ++j) {
     const T c_prev = c_state[j];
-    const T i = sigmoid(xg[j] + hz[j] + p_i[j] * c_prev);
-    const T f = sigmoid(xg[H + j] + hz[H + j] + p_f[j] * c_prev);
-    const T g = std::tanh(xg[2 * H + j] + hz[2 * H + j]);
+    const T i = sigmoid(z[j] + bias[j] + hz[j] + p_i[j] * c_prev);
+    const T f = sigmoid(z[H + j] + bias[H + j] + hz[H + j] + p_f[j] * c_prev);
+    const T g = std::tanh(z[2 * H + j] + bias[2 * H + j] + hz[2 * H + j]);
     const T c = f * c_prev + i * g;
-    const T o = sigmoid(xg[3 * H + j] + hz[3 * H + j] + p_o[j] * c);
+    const T o = sigmoid(z[3 * H + j] + bias[3 * H + j] + hz[3 * H + j] + p_o[j] * c);
     const T h = o * std::tanh(c);
-    act[j] = i;
-    act[H + j] = f;
-    act[2 * H + j] = g;
-    act[3 * H + j] = o;
+    z[j] = i;
+    z[H + j] = f;
+    z[2 * H + j] = g;
+    z[3 * H + j] = o;
     c_state[j] = c;
     c_out[j] = c;
     h_state[j] = h;
@@ -107,7 +203,7 @@ void gates_forward(int64_t H, const T* __restrict__ xg, const T* __restrict__ hz
 // The same step backwards: gate pre-activation errors from the output error dh
 // (from above and from the next step) and the cell error carried in dc_state.
 template <typename T>
-void gates_backward(int64_t H, const T* __restrict__ grad_h, const T* __restrict__ dh_next,
+void gates_backward(int64_t H, int64_t first, int64_t last, const T* __restrict__ grad_h, const T* __restrict__ dh_next,
                     const T* __restrict__ act, const T* __restrict__ c,
                     const T* __restrict__ c_prev, const T* __restrict__ peep,
                     T* __restrict__ dc_state, T* __restrict__ dz, T* __restrict__ dz_out) {
@@ -115,7 +211,7 @@ void gates_backward(int64_t H, const T* __restrict__ grad_h, const T* __restrict
   const T* p_f = peep + H;
   const T* p_o = peep + 2 * H;
 #pragma GCC ivdep
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = first; j < last; ++j) {
     const T i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
     const T dh = grad_h[j] + dh_next[j];
     const T tc = std::tanh(c[j]);
@@ -132,66 +228,121 @@ void gates_backward(int64_t H, const T* __restrict__ grad_h, const T* __restrict
   }
 }
 
+// ---------------------------------------------------------------------------
+
 void check_inputs(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor& peep) {
-  TORCH_CHECK(x.device().is_cpu() && w_hh.device().is_cpu() && peep.device().is_cpu(),
-              "the C++ LSTM kernel runs on CPU tensors only");
-  TORCH_CHECK(x.dim() == 4 && x.is_contiguous() && w_hh.is_contiguous() && peep.is_contiguous(),
-              "expected contiguous (B, T, dirs, 4H) gates, (dirs, 4H, H) w_hh, (dirs, 3, H) peepholes");
-  TORCH_CHECK(x.scalar_type() == w_hh.scalar_type() && x.scalar_type() == peep.scalar_type(),
-              "gates, w_hh and peepholes must share one dtype");
+  for (const auto* t : {&x, &w_hh, &peep}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == x.scalar_type(),
+                "the C++ LSTM kernel wants contiguous CPU tensors of one dtype");
+  }
+  const int64_t dirs = w_hh.size(0), H = w_hh.size(2);
+  TORCH_CHECK(x.dim() == 4 && x.size(2) == dirs && x.size(3) == 4 * H && w_hh.size(1) == 4 * H &&
+                  peep.numel() == dirs * 3 * H,
+              "expected (B, T, dirs, 4H) gates, (dirs, 4H, H) w_hh, (dirs, 3, H) peepholes");
 }
 
-// Runs body(dir) for every direction: one thread each when there are threads to
-// spare, otherwise in turn (and then each GEMM may use all threads).
-template <typename F>
-void for_each_direction(int64_t dirs, const F& body) {
-  at::parallel_for(0, dirs, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t d = begin; d < end; ++d) body(d);
-  });
+// How a call's work is shared among threads. Each step of each direction is cut
+// into chunks of hidden units (whole panels), and a task is one (direction, chunk).
+// When there are no more threads than directions, a chunk is the whole layer and
+// each direction's loop runs start to end on one thread, with no synchronisation
+// inside it. Otherwise every step is one parallel region over all tasks (its end is
+// the only barrier): a chunk computes its units' columns of the product and then
+// their gates, so the states are double-buffered (one step reads all of h while
+// the next is written).
+struct Teams {
+  int64_t dirs, chunks, units;
+
+  Teams(int64_t dirs_, int64_t H, int64_t panel) : dirs(dirs_), chunks(1), units(H) {
+    const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+    if (threads > dirs) {
+      const int64_t wanted = (threads + dirs - 1) / dirs;
+      units = ((H + wanted - 1) / wanted + panel - 1) / panel * panel;
+      chunks = (H + units - 1) / units;
+    }
+  }
+  int64_t first(int64_t chunk) const { return chunk * units; }
+  int64_t last(int64_t chunk, int64_t H) const { return std::min(H, (chunk + 1) * units); }
+
+  // step(d, chunk, s) for every step (in the order given by steps) and task.
+  template <typename F>
+  void run(const std::vector<int64_t>& steps, const F& step) const {
+    if (chunks == 1) {
+      at::parallel_for(0, dirs, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t d = begin; d < end; ++d) {
+          for (int64_t s : steps) step(d, 0, s);
+        }
+      });
+      return;
+    }
+    for (int64_t s : steps) {
+      at::parallel_for(0, dirs * chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) step(task / chunks, task % chunks, s);
+      });
+    }
+  }
+};
+
+std::vector<int64_t> step_order(int64_t steps, bool backwards) {
+  std::vector<int64_t> order(steps);
+  std::iota(order.begin(), order.end(), 0);
+  if (backwards) std::reverse(order.begin(), order.end());
+  return order;
 }
 
-// xg (B, T, dirs, 4H), w_hh (dirs, 4H, H), peep (dirs, 3, H), lengths (B,)
-// -> h, c (B, T, dirs, H) zero at padded frames, act (B, T, dirs, 4H): i, f, g, o.
-std::vector<at::Tensor> lstm_forward(const at::Tensor& xg, const at::Tensor& w_hh,
-                                     const at::Tensor& peep, const at::Tensor& lengths) {
+// xg (B, T, dirs, 4H), bias (dirs, 4H), w_hh (dirs, 4H, H), peep (dirs, 3, H), lengths (B,)
+// -> h, c (B, T, dirs, H) zero at padded frames; xg is overwritten with the gate
+// activations i, f, g, o (zero at padded frames), which backward needs.
+std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor& bias,
+                                                const at::Tensor& w_hh, const at::Tensor& peep,
+                                                const at::Tensor& lengths) {
   check_inputs(xg, w_hh, peep);
+  TORCH_CHECK(bias.is_contiguous() && bias.scalar_type() == xg.scalar_type() &&
+                  bias.numel() == w_hh.size(0) * w_hh.size(1),
+              "expected a contiguous (dirs, 4H) bias");
   const int64_t B = xg.size(0), T = xg.size(1), dirs = xg.size(2), H = w_hh.size(2);
   const Schedule plan(lengths, T);
   auto h = at::empty({B, T, dirs, H}, xg.options());
   auto c = at::empty({B, T, dirs, H}, xg.options());
-  auto act = at::empty({B, T, dirs, 4 * H}, xg.options());
-  for (auto* y : {&h, &c, &act}) plan.zero_padding(*y);
+  for (auto* y : {&h, &c, &xg}) plan.zero_padding(*y);
   AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "peephole_lstm_forward", [&] {
-    const scalar_t* xg_p = xg.data_ptr<scalar_t>();
+    using Packed = PackedMatrix<scalar_t>;
+    const Teams teams(dirs, H, Packed::NR);
+    // per direction and gate: W_hg^T, so that hz[:, gH:(g+1)H] = h_prev @ W_hg^T
+    std::vector<Packed> w;
+    for (int64_t d = 0; d < dirs; ++d) {
+      for (int64_t g = 0; g < 4; ++g) {
+        w.emplace_back(w_hh.data_ptr<scalar_t>() + (d * 4 + g) * H * H, H, H, 1, H);
+      }
+    }
+    // state per direction: h of the step before and of this step, c, and W_h h_prev
+    auto h_state = at::zeros({dirs, 2, B, H}, xg.options());
+    auto c_state = at::zeros({dirs, B, H}, xg.options());
+    auto hz = at::zeros({dirs, B, 4 * H}, xg.options());
+    scalar_t* z_p = xg.data_ptr<scalar_t>();
     scalar_t* h_p = h.data_ptr<scalar_t>();
     scalar_t* c_p = c.data_ptr<scalar_t>();
-    scalar_t* act_p = act.data_ptr<scalar_t>();
-    for_each_direction(dirs, [&](int64_t d) {
-      auto h_state = at::zeros({B, H}, xg.options());
-      auto c_state = at::zeros({B, H}, xg.options());
-      auto hz = at::zeros({B, 4 * H}, xg.options());  // W_h h_prev; zero at the first step
-      scalar_t* h_state_p = h_state.data_ptr<scalar_t>();
-      scalar_t* c_state_p = c_state.data_ptr<scalar_t>();
-      const scalar_t* hz_p = hz.data_ptr<scalar_t>();
-      const auto w_t = w_hh[d].t();
+    teams.run(step_order(plan.steps(), false), [&](int64_t d, int64_t chunk, int64_t s) {
+      const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
+      const scalar_t* h_before = h_state.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * H;
+      scalar_t* h_now = h_state.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * H;
+      scalar_t* hz_d = hz.data_ptr<scalar_t>() + d * B * 4 * H;
+      if (s > 0) {  // h is zero before the first step, and so is hz
+        for (int64_t g = 0; g < 4; ++g) {
+          w[d * 4 + g].multiply(h_before, H, n, hz_d + g * H, 4 * H, first, last);
+        }
+      }
       const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
-      for (int64_t s = 0; s < plan.steps(); ++s) {
-        const int64_t n = plan.live[s];
-        if (s > 0) {
-          auto hz_live = hz.narrow(0, 0, n);
-          at::mm_out(hz_live, h_state.narrow(0, 0, n), w_t);
-        }
-        for (int64_t r = 0; r < n; ++r) {
-          const int64_t b = plan.order[r];
-          const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
-          gates_forward<scalar_t>(H, xg_p + off * 4 * H, hz_p + r * 4 * H, p,
-                                  c_state_p + r * H, h_state_p + r * H,
-                                  act_p + off * 4 * H, h_p + off * H, c_p + off * H);
-        }
+      const scalar_t* b_d = bias.data_ptr<scalar_t>() + d * 4 * H;
+      scalar_t* c_d = c_state.data_ptr<scalar_t>() + d * B * H;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t b = plan.order[r];
+        const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
+        gates_forward<scalar_t>(H, first, last, z_p + off * 4 * H, b_d, hz_d + r * 4 * H, p,
+                                c_d + r * H, h_now + r * H, h_p + off * H, c_p + off * H);
       }
     });
   });
-  return {h, c, act};
+  return {h, c};
 }
 
 // grad_h, c (B, T, dirs, H), act (B, T, dirs, 4H) from lstm_forward
@@ -199,42 +350,49 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xg, const at::Tensor& w_h
 at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
                          const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths) {
   check_inputs(act, w_hh, peep);
-  TORCH_CHECK(grad_h.is_contiguous() && c.is_contiguous(), "expected contiguous grad_h and c");
+  TORCH_CHECK(grad_h.sizes() == c.sizes() && grad_h.is_contiguous() && c.is_contiguous(),
+              "expected contiguous grad_h and c of one shape");
   const int64_t B = act.size(0), T = act.size(1), dirs = act.size(2), H = w_hh.size(2);
   const Schedule plan(lengths, T);
   auto dz = at::empty({B, T, dirs, 4 * H}, act.options());
   plan.zero_padding(dz);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "peephole_lstm_backward", [&] {
+    using Packed = PackedMatrix<scalar_t>;
+    const Teams teams(dirs, H, Packed::NR);
+    std::vector<Packed> w;  // W_h per direction, so that dh = dz @ W_h
+    for (int64_t d = 0; d < dirs; ++d) {
+      w.emplace_back(w_hh.data_ptr<scalar_t>() + d * 4 * H * H, 4 * H, H, H, 1);
+    }
+    // state per direction: W_h^T dz of the step after, the cell error carried back,
+    // and dz of the step after and of this step
+    auto dh_next = at::zeros({dirs, B, H}, act.options());
+    auto dc_state = at::zeros({dirs, B, H}, act.options());
+    auto dz_rows = at::zeros({dirs, 2, B, 4 * H}, act.options());
+    const auto zero = at::zeros({H}, act.options());
     const scalar_t* grad_p = grad_h.data_ptr<scalar_t>();
     const scalar_t* c_p = c.data_ptr<scalar_t>();
     const scalar_t* act_p = act.data_ptr<scalar_t>();
     scalar_t* dz_p = dz.data_ptr<scalar_t>();
-    for_each_direction(dirs, [&](int64_t d) {
-      auto dh_next = at::zeros({B, H}, act.options());  // W_h^T dz of the step after
-      auto dc_state = at::zeros({B, H}, act.options());
-      auto dz_rows = at::empty({B, 4 * H}, act.options());
-      const auto zero = at::zeros({H}, act.options());
-      const scalar_t* dh_next_p = dh_next.data_ptr<scalar_t>();
-      scalar_t* dc_state_p = dc_state.data_ptr<scalar_t>();
-      scalar_t* dz_rows_p = dz_rows.data_ptr<scalar_t>();
-      const auto w = w_hh[d];
+    const int64_t steps = plan.steps();
+    teams.run(step_order(steps, true), [&](int64_t d, int64_t chunk, int64_t s) {
+      const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
+      const scalar_t* dz_after = dz_rows.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * 4 * H;
+      scalar_t* dz_now = dz_rows.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * 4 * H;
+      scalar_t* dh_d = dh_next.data_ptr<scalar_t>() + d * B * H;
+      if (s + 1 < steps) {  // nothing comes back from beyond the last step
+        w[d].multiply(dz_after, 4 * H, plan.live[s + 1], dh_d, H, first, last);
+      }
       const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
-      for (int64_t s = plan.steps() - 1; s >= 0; --s) {
-        const int64_t n = plan.live[s];
-        for (int64_t r = 0; r < n; ++r) {
-          const int64_t b = plan.order[r];
-          const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
-          const scalar_t* c_prev = s > 0
-              ? c_p + ((b * T + plan.frame(d, s - 1, b)) * dirs + d) * H
-              : zero.data_ptr<scalar_t>();
-          gates_backward<scalar_t>(H, grad_p + off * H, dh_next_p + r * H, act_p + off * 4 * H,
-                                   c_p + off * H, c_prev, p, dc_state_p + r * H,
-                                   dz_rows_p + r * 4 * H, dz_p + off * 4 * H);
-        }
-        if (s > 0) {
-          auto dh_live = dh_next.narrow(0, 0, n);
-          at::mm_out(dh_live, dz_rows.narrow(0, 0, n), w);
-        }
+      scalar_t* dc_d = dc_state.data_ptr<scalar_t>() + d * B * H;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t b = plan.order[r];
+        const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
+        const scalar_t* c_prev = s > 0
+            ? c_p + ((b * T + plan.frame(d, s - 1, b)) * dirs + d) * H
+            : zero.data_ptr<scalar_t>();
+        gates_backward<scalar_t>(H, first, last, grad_p + off * H, dh_d + r * H,
+                                 act_p + off * 4 * H, c_p + off * H, c_prev, p, dc_d + r * H,
+                                 dz_now + r * 4 * H, dz_p + off * 4 * H);
       }
     });
   });
@@ -244,7 +402,8 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
 }  // namespace
 
 TORCH_LIBRARY(asr_peephole_lstm, m) {
-  m.def("forward(Tensor xg, Tensor w_hh, Tensor peep, Tensor lengths) -> Tensor[]", &lstm_forward);
+  m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths) -> (Tensor, Tensor)",
+        &lstm_forward);
   m.def("backward(Tensor grad_h, Tensor w_hh, Tensor peep, Tensor c, Tensor act, Tensor lengths) -> Tensor",
         &lstm_backward);
 }

@@ -2,9 +2,9 @@
 
 Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU):
 
-- ``forward(xg, w_hh, peep, lengths) -> [h, c, act]``: xg (B, T, dirs, 4H) holds
-  W_x x_t + b for every frame (gate order i, f, g, o), w_hh (dirs, 4H, H),
-  peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H) are zero at padded
+- ``forward(xg, bias, w_hh, peep, lengths) -> [h, c, act]``: xg (B, T, dirs, 4H)
+  holds W_x x_t for every frame (gate order i, f, g, o), bias (dirs, 4H),
+  w_hh (dirs, 4H, H), peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H) are zero at padded
   frames; act (B, T, dirs, 4H) holds the gate activations i, f, g, o.
 - ``backward(grad_h, w_hh, peep, c, act, lengths) -> dz`` (B, T, dirs, 4H): the error
   of every gate pre-activation (zero at padding), from Graves' backpropagation
@@ -32,13 +32,15 @@ def _frames(lengths: torch.Tensor, dirs: int, steps: int, limit: int) -> tuple[t
     return frame, inside
 
 
-def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, T, dirs, K) by frame -> (steps, dirs, B, K) by processing step, zero past the end."""
+def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int, masked: bool = True) -> torch.Tensor:
+    """(B, T, dirs, K) by frame -> (steps, dirs, B, K) by processing step; zero past
+    a sequence's end if `masked` (else whatever frame the clamped index reads)."""
     B, T, dirs, _ = y.shape
     frame, inside = _frames(lengths, dirs, steps, T)
     batch = torch.arange(B, device=y.device)
     direction = torch.arange(dirs, device=y.device)[:, None]
-    return y[batch, frame, direction].where(inside, 0)
+    gathered = y[batch, frame, direction]
+    return gathered.where(inside, 0) if masked else gathered
 
 
 def _to_frames(y: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -51,12 +53,13 @@ def _to_frames(y: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
     return frames.contiguous()
 
 
-def forward(xg: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, lengths: torch.Tensor):
+def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor,
+            lengths: torch.Tensor):
     B, T, dirs, G = xg.shape
     H = G // 4
     lengths = lengths.to(xg.device)
     steps = int(lengths.max()) if B else 0
-    x_steps = _to_steps(xg, lengths, steps)
+    x_steps = _to_steps(xg, lengths, steps).add_(bias[:, None, :])
     act = torch.empty(steps, dirs, B, G, dtype=xg.dtype, device=xg.device)
     c_all = torch.empty(steps, dirs, B, H, dtype=xg.dtype, device=xg.device)
     h_all = torch.empty_like(c_all)
@@ -81,7 +84,9 @@ def backward(grad_h: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, c: to
     B, T, dirs, H = c.shape
     lengths = lengths.to(c.device)
     steps = int(lengths.max()) if B else 0
-    grad_steps, c_steps, act_steps = (_to_steps(y, lengths, steps) for y in (grad_h, c, act))
+    grad_steps = _to_steps(grad_h, lengths, steps)
+    # past a sequence's end every error is zero, so c and act there need no masking
+    c_steps, act_steps = (_to_steps(y, lengths, steps, masked=False) for y in (c, act))
     dz = torch.empty_like(act_steps)
     p_i, p_f, p_o = peep[:, :, None, :].unbind(1)
     dh_next = dc = torch.zeros(dirs, B, H, dtype=c.dtype, device=c.device)
