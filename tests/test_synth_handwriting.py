@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from asr.corpora.iam import read_iam, read_image_manifest
+from asr.corpora.iam import read_iam
+from asr.corpora.manifest import read_manifest
 from asr.errors import UserError
 from asr.image import load_line_image
 from data import synth_handwriting as synth
@@ -43,7 +44,7 @@ def test_the_iam_reader_reads_the_corpus_back(corpus):
             assert set(u.text) <= synth.CHARACTERS and u.text == " ".join(u.text.split())
     # The JSONL manifests list the same lines.
     for split, utterances in splits.items():
-        assert read_image_manifest(root / f"{split}.jsonl") == utterances
+        assert read_manifest(root / f"{split}.jsonl") == utterances
 
 
 @needs_fonts
