@@ -167,6 +167,10 @@ class PackedMatrix {
 
 template <typename T>
 inline T sigmoid(T x) {
+  // Under -ffast-math the division is a reciprocal estimate, which makes 1 / inf a
+  // NaN: keep exp(-x) finite. Past the limit sigmoid is within 1e-34 of 0 or 1.
+  constexpr T limit = sizeof(T) == 4 ? T(80) : T(700);
+  x = std::min(std::max(x, -limit), limit);
   return T(1) / (T(1) + std::exp(-x));
 }
 
