@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
@@ -143,12 +143,12 @@ class PeepholeLSTM(nn.Module):
         H = hidden_size
         for k in range(num_layers):
             layer_input = input_size if k == 0 else self.num_directions * H
+            shapes = {"weight_ih": (4 * H, layer_input), "weight_hh": (4 * H, H), "bias": (4 * H,)}
+            if peepholes:
+                shapes["peephole"] = (3, H)
             for sfx in self._suffixes:
-                self.register_parameter(f"weight_ih_l{k}{sfx}", nn.Parameter(torch.empty(4 * H, layer_input)))
-                self.register_parameter(f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(4 * H, H)))
-                self.register_parameter(f"bias_l{k}{sfx}", nn.Parameter(torch.empty(4 * H)))
-                if peepholes:
-                    self.register_parameter(f"peephole_l{k}{sfx}", nn.Parameter(torch.empty(3, H)))
+                for name, shape in shapes.items():
+                    self.register_parameter(f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(shape)))
         self.reset_parameters()
 
     @property
@@ -191,7 +191,8 @@ class PeepholeLSTM(nn.Module):
 
     def _checked_lengths(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"PeepholeLSTM expects x of shape (B, T, {self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(f"PeepholeLSTM expects x of shape (B, T, {self.input_size}), "
+                             f"got {tuple(x.shape)}")
         lengths = torch.as_tensor(lengths).to("cpu", torch.long)
         if lengths.shape != (x.shape[0],):
             raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
@@ -210,7 +211,7 @@ class PeepholeLSTM(nn.Module):
         state = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
         out, _, _ = torch._VF.lstm(packed.data, packed.batch_sizes, (state, state), weights, True,
                                    self.num_layers, 0.0, self.training, self.bidirectional)
-        out = PackedSequence(out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        out = packed._replace(data=out)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
 
     @classmethod
@@ -226,7 +227,8 @@ class PeepholeLSTM(nn.Module):
             raise ValueError(f"from_torch cannot copy an nn.LSTM with dropout={lstm.dropout}: "
                              "PeepholeLSTM has no dropout between layers (apply it outside)")
         weight = lstm.weight_ih_l0
-        new = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bidirectional, peepholes=True)
+        new = cls(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bidirectional,
+                  peepholes=True)
         new = new.to(device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             for k in range(lstm.num_layers):

@@ -54,7 +54,8 @@ def _torch_runner(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, ragged:
     def run():
         if ragged:
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            return pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])[0]
+            out = lstm(packed)[0]
+            return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
         return lstm(x)[0]
     return run
 
@@ -119,7 +120,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     kernel = "C++" if isinstance(_kernel(device), CppKernel) else "torch ops"
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, kernel {kernel}, "
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
+          f"kernel {kernel}, "
           f"T={args.frames} B={args.batch} {'ragged' if args.ragged else 'equal lengths'}, "
           f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     print("seconds are medians; ratio = median of the paired ratios ours / nn.LSTM; "
@@ -129,8 +131,8 @@ def main(argv=None) -> None:
     print(f"{'config':8} {header}   {header}")
     for name in args.configs:
         r = bench(name, args, device)
-        cells = [f"{r[m + ' ours s']:8.3f} {r[m + ' nn.LSTM s']:9.3f} {r[m + ' ratio']:6.2f} {r[m + ' best']:6.2f}"
-                 for m in ("fwd", "fwd+bwd")]
+        cells = [f"{r[m + ' ours s']:8.3f} {r[m + ' nn.LSTM s']:9.3f} "
+                 f"{r[m + ' ratio']:6.2f} {r[m + ' best']:6.2f}" for m in ("fwd", "fwd+bwd")]
         print(f"{name:8} {cells[0]}   {cells[1]}", flush=True)
 
 

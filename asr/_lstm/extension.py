@@ -37,15 +37,13 @@ def _commands(obj: Path, lib: Path) -> tuple[list[str], list[str]]:
     """Compile and link commands. -ffast-math only when compiling, so that the
     compiler uses glibc's vector exp/tanh but does not link crtfastmath, which
     would switch the whole process to flush-to-zero."""
-    from torch.utils import cpp_extension
-
+    torch_dir = Path(torch.__file__).parent
     cxx = os.environ.get("CXX", "c++")
-    includes = [f"-I{path}" for path in cpp_extension.include_paths()]
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
     # -fopenmp: at::parallel_for is inlined from ATen's headers, and is serial without it
     compile_ = [cxx, "-O3", "-std=c++20", "-fPIC", "-fopenmp", "-ffast-math", abi, *_cpu_flags(),
-                *includes, "-c", str(SOURCE), "-o", str(obj)]
-    lib_dir = cpp_extension.library_paths()[0]
+                f"-I{torch_dir / 'include'}", "-c", str(SOURCE), "-o", str(obj)]
+    lib_dir = torch_dir / "lib"
     link = [cxx, "-shared", "-fopenmp", str(obj), "-o", str(lib), f"-L{lib_dir}",
             f"-Wl,-rpath,{lib_dir}", "-lc10", "-ltorch_cpu", "-lmvec", "-lm"]
     return compile_, link

@@ -167,6 +167,10 @@ class PackedMatrix {
 
 template <typename T>
 inline T sigmoid(T x) {
+  // Under -ffast-math the division is a reciprocal estimate, which makes 1 / inf a
+  // NaN: keep exp(-x) finite. Past the limit sigmoid is within 1e-34 of 0 or 1.
+  constexpr T limit = sizeof(T) == 4 ? T(80) : T(700);
+  x = std::min(std::max(x, -limit), limit);
   return T(1) / (T(1) + std::exp(-x));
 }
 
@@ -174,9 +178,9 @@ inline T sigmoid(T x) {
 // hz = W_h h_prev.
 template <typename T>
 void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
-                   const T* __restrict__ bias,
-                   const T* __restrict__ hz, const T* __restrict__ peep, T* __restrict__ c_state,
-                   T* __restrict__ h_state, T* __restrict__ h_out, T* __restrict__ c_out) {
+                   const T* __restrict__ bias, const T* __restrict__ hz,
+                   const T* __restrict__ peep, T* __restrict__ c_state, T* __restrict__ h_state,
+                   T* __restrict__ h_out, T* __restrict__ c_out) {
   const T* p_i = peep;
   const T* p_f = peep + H;
   const T* p_o = peep + 2 * H;
@@ -203,8 +207,9 @@ void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
 // The same step backwards: gate pre-activation errors from the output error dh
 // (from above and from the next step) and the cell error carried in dc_state.
 template <typename T>
-void gates_backward(int64_t H, int64_t first, int64_t last, const T* __restrict__ grad_h, const T* __restrict__ dh_next,
-                    const T* __restrict__ act, const T* __restrict__ c,
+void gates_backward(int64_t H, int64_t first, int64_t last, const T* __restrict__ grad_h,
+                    const T* __restrict__ dh_next, const T* __restrict__ act,
+                    const T* __restrict__ c,
                     const T* __restrict__ c_prev, const T* __restrict__ peep,
                     T* __restrict__ dc_state, T* __restrict__ dz, T* __restrict__ dz_out) {
   const T* p_i = peep;
@@ -402,8 +407,10 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
 }  // namespace
 
 TORCH_LIBRARY(asr_peephole_lstm, m) {
-  m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths) -> (Tensor, Tensor)",
+  m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths)"
+        " -> (Tensor, Tensor)",
         &lstm_forward);
-  m.def("backward(Tensor grad_h, Tensor w_hh, Tensor peep, Tensor c, Tensor act, Tensor lengths) -> Tensor",
+  m.def("backward(Tensor grad_h, Tensor w_hh, Tensor peep, Tensor c, Tensor act,"
+        " Tensor lengths) -> Tensor",
         &lstm_backward);
 }

@@ -4,8 +4,9 @@ Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU):
 
 - ``forward(xg, bias, w_hh, peep, lengths) -> [h, c, act]``: xg (B, T, dirs, 4H)
   holds W_x x_t for every frame (gate order i, f, g, o), bias (dirs, 4H),
-  w_hh (dirs, 4H, H), peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H) are zero at padded
-  frames; act (B, T, dirs, 4H) holds the gate activations i, f, g, o.
+  w_hh (dirs, 4H, H), peep (dirs, 3, H) rows p_i, p_f, p_o. h and c (B, T, dirs, H)
+  are zero at padded frames; act (B, T, dirs, 4H) holds the gate activations
+  i, f, g, o (the C++ kernel writes them over xg).
 - ``backward(grad_h, w_hh, peep, c, act, lengths) -> dz`` (B, T, dirs, 4H): the error
   of every gate pre-activation (zero at padding), from Graves' backpropagation
   through time (thesis, sec. 4.6.2).
@@ -13,7 +14,8 @@ Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU):
 Direction 0 reads each sequence forwards, direction 1 backwards from its own last
 frame. Both directions advance in one batched matrix product per step. The frames
 are first gathered into that processing order, (steps, dirs, B, ...); steps past a
-sequence's end compute on zeros and are dropped when scattering back.
+sequence's end compute on zeros (their errors are zero too) and are dropped when
+scattering back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import torch
 
 
-def _frames(lengths: torch.Tensor, dirs: int, steps: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _frames(lengths: torch.Tensor, dirs: int, steps: int,
+            limit: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each step s < steps, direction and sequence: the frame it reads, (steps, dirs, B),
     clamped into [0, limit), and whether s is inside the sequence, (steps, 1, B, 1).
     The map is its own inverse (s -> len-1-s), so it also takes frames back to steps."""
@@ -32,7 +35,8 @@ def _frames(lengths: torch.Tensor, dirs: int, steps: int, limit: int) -> tuple[t
     return frame, inside
 
 
-def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int, masked: bool = True) -> torch.Tensor:
+def _to_steps(y: torch.Tensor, lengths: torch.Tensor, steps: int,
+              masked: bool = True) -> torch.Tensor:
     """(B, T, dirs, K) by frame -> (steps, dirs, B, K) by processing step; zero past
     a sequence's end if `masked` (else whatever frame the clamped index reads)."""
     B, T, dirs, _ = y.shape
@@ -76,7 +80,7 @@ def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torc
         c = torch.addcmul(f * c, i, g, out=c_all[s])
         torch.sigmoid(torch.addcmul(z_o, p_o, c), out=o)
         h = torch.mul(o, torch.tanh(c), out=h_all[s])
-    return [_to_frames(h_all, lengths, T), _to_frames(c_all, lengths, T), _to_frames(act, lengths, T)]
+    return [_to_frames(y, lengths, T) for y in (h_all, c_all, act)]
 
 
 def backward(grad_h: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, c: torch.Tensor,
