@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import time
 import warnings
@@ -416,7 +417,7 @@ class Trainer:
             self.scheduler.step(dev_loss)
         else:
             with warnings.catch_warnings():  # a run resumed at an epoch's end has no update before this one
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
                 self.scheduler.step()
 
     def _decide(self) -> str:
