@@ -35,6 +35,17 @@ def reference_text(tokens: TokenSet, utterance: Utterance) -> str:
     return normalize_speech_text(text) if tokens.normalize == "speech" else " ".join(text.split())
 
 
+def boundary_errors(transcriber, utterance: Utterance) -> list[float]:
+    """|aligned - true| in seconds for each inner phone boundary of a TIMIT-layout utterance.
+
+    The reference phones are force-aligned to the file (`Transcriber.align`); each
+    boundary between two phones is compared with the one in the corpus's .PHN file.
+    """
+    rate = transcriber.config.features.sample_rate
+    aligned = transcriber.align(utterance.path, utterance.transcript("phones")).segments
+    return [abs(a.start - s.start / rate) for a, s in zip(aligned[1:], utterance.phones[1:])]
+
+
 def utterance_counts(tokens: TokenSet, reference: str, hypothesis: Sequence[int]) -> dict[str, ErrorCounts]:
     """The error counts of one utterance by metric name; `reference` is text (`reference_text`)."""
     if tokens.kind == "phones":

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from asr.audio import AudioReader, RawFormat
 from asr.checkpoint import load_model
+from asr.dataset import ctc_min_frames
 from asr.decoding import greedy, prefix_beam_search
 from asr.errors import UserError
 from asr.frontend import Frontend
@@ -170,19 +172,48 @@ class Transcriber:
 
     def transcribe(self, source: str | os.PathLike | torch.Tensor, sample_rate: int | None = None) -> Transcript:
         """Transcribe a file (any format the audio or image front end reads) or a 1-D waveform."""
+        return self._transcribe_stream(*self.posterior_stream(source, sample_rate))
+
+    def align(self, source: str | os.PathLike | torch.Tensor, transcript: str,
+              sample_rate: int | None = None) -> Transcript:
+        """Forced alignment: where each label of a known `transcript` lies in `source`.
+
+        The transcript is in the model's own terms (phones separated by spaces for a
+        phone model, text for a character model). The score is log P(transcript | input)
+        over all CTC alignments; the segments follow the best one.
+        """
+        chunks, duration, name = self.posterior_stream(source, sample_rate)
+        ids = self.tokens.encode_text(transcript, source=name)
+        log_probs = torch.cat(list(chunks))
+        if not ids or len(log_probs) < ctc_min_frames(ids):
+            raise UserError(f"{name}: {len(log_probs)} frames cannot hold the {len(ids)} labels of the "
+                            f"transcript; give the transcript that belongs to this input")
+        score = -F.ctc_loss(log_probs[:, None], torch.tensor([ids]), torch.tensor([len(log_probs)]),
+                            torch.tensor([len(ids)]), reduction="sum")
+        return self.finish(ids, float(score), self.segments(log_probs, ids), duration, name)
+
+    def posterior_stream(self, source, sample_rate: int | None = None) -> tuple[Iterator[torch.Tensor], float, str]:
+        """The input's label posteriors as a stream of ``(t, V)`` chunks, its duration and its name."""
         if torch.is_tensor(source):
-            return self._transcribe_waveform(source, sample_rate)
+            features = self._waveform_features(source, sample_rate)
+            duration = len(source) / (sample_rate or self.config.features.sample_rate)
+            return iter([self.log_probs([features])[0][0]]), duration, "<waveform>"
         self.frontend.check(source)
         if self.frontend.modality == "image":
             features = self.frontend(source)
-            return self._transcribe_features(features, len(features) * self.frame_step, str(source))
-        with AudioReader(source, self.config.features.sample_rate, raw=self.frontend.raw) as reader:
-            if reader.num_samples < self.config.features.frame_length:
-                raise UserError(f"{source}: is {reader.seconds * 1000:.1f} ms long, shorter than one "
-                                f"{self.config.features.win_ms:g} ms analysis frame. Give a longer recording")
-            return self._transcribe_stream(self.chunk_log_probs(reader), reader.seconds, str(source))
+            return iter([self.log_probs([features])[0][0]]), len(features) * self.frame_step, str(source)
+        reader = AudioReader(source, self.config.features.sample_rate, raw=self.frontend.raw)
+        if reader.num_samples < self.config.features.frame_length:
+            reader.audio.close()
+            raise UserError(f"{source}: is {reader.seconds * 1000:.1f} ms long, shorter than one "
+                            f"{self.config.features.win_ms:g} ms analysis frame. Give a longer recording")
+        return self._reader_chunks(reader), reader.seconds, str(source)
 
-    def _transcribe_waveform(self, waveform: torch.Tensor, sample_rate: int | None) -> Transcript:
+    def _reader_chunks(self, reader: AudioReader) -> Iterator[torch.Tensor]:
+        with reader:
+            yield from self.chunk_log_probs(reader)
+
+    def _waveform_features(self, waveform: torch.Tensor, sample_rate: int | None) -> torch.Tensor:
         rate = self.config.features.sample_rate
         if self.frontend.modality != "audio":
             raise UserError("this model reads text-line images; give it image files, not waveforms")
@@ -190,13 +221,7 @@ class Transcriber:
             raise UserError(f"a waveform must be 1-D (samples), got shape {tuple(waveform.shape)}; mix channels down first")
         if sample_rate and sample_rate != rate:
             waveform = AF.resample(waveform.float(), sample_rate, rate)
-        features = self.frontend.from_waveform(waveform.float())
-        return self._transcribe_features(features, len(waveform) / rate, "<waveform>")
-
-    def _transcribe_features(self, features: torch.Tensor, duration: float, source: str) -> Transcript:
-        log_probs, lengths = self.log_probs([features])
-        (ids, score), = self.decode(log_probs, lengths)
-        return self.finish(ids, score, self.segments(log_probs[0], ids), duration, source)
+        return self.frontend.from_waveform(waveform.float())
 
     def _transcribe_stream(self, chunks: Iterable[torch.Tensor], duration: float, source: str) -> Transcript:
         ids, score, segments = [], 0.0, []

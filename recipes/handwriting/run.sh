@@ -9,6 +9,7 @@
 # Environment: CORPUS, RUN, CONFIG, LINES. Ctrl-C and run again to pick up where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/train_or_resume.sh
 
 CORPUS=${IAM:-${CORPUS:-data/generated/synth-iam}}
 RUN=${RUN:-checkpoints/handwriting-run}
@@ -23,11 +24,7 @@ else
 fi
 
 echo "== 2/3 training: $RUN"
-if [ -f "$RUN/last.pt" ]; then
-  python train.py --out "$RUN" --resume "$@"
-else
-  python train.py --config "$CONFIG" --data "$CORPUS" --out "$RUN" "$@"
-fi
+train_or_resume "$RUN" "$CONFIG" "$CORPUS" "$@"
 
 echo "== 3/3 decoding the test writers"
 python decode.py --checkpoint "$RUN" --test-set "$CORPUS" --split test --out "$RUN/eval-test"

@@ -8,6 +8,7 @@
 # Every step can be stopped with Ctrl-C and picks up where it was on the next run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/train_or_resume.sh
 
 CORPUS=${CORPUS:-data/generated/synth-timit}
 RUN=${RUN:-checkpoints/synth-run}
@@ -22,11 +23,7 @@ else
 fi
 
 echo "== 2/3 training: $RUN"
-if [ -f "$RUN/last.pt" ]; then
-  python train.py --out "$RUN" --resume "$@"
-else
-  python train.py --config "$CONFIG" --data "$CORPUS" --out "$RUN" "$@"
-fi
+train_or_resume "$RUN" "$CONFIG" "$CORPUS" "$@"
 
 echo "== 3/3 decoding the test speakers"
 python decode.py --checkpoint "$RUN" --test-set "$CORPUS" --split test --out "$RUN/eval-test"

@@ -9,6 +9,7 @@
 # Any tree in TIMIT's layout works: the synthesized one too (its own dev/test speakers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/train_or_resume.sh
 
 TIMIT="" CONFIG=ctc-3l-250h OUT=""
 OVERRIDES=()
@@ -27,11 +28,7 @@ CONFIG_FILE=recipes/timit/${CONFIG%.yaml}.yaml
 OUT=${OUT:-checkpoints/timit-${CONFIG%.yaml}}
 
 echo "== training $CONFIG_FILE on $TIMIT -> $OUT"
-if [ -f "$OUT/last.pt" ]; then
-  python train.py --out "$OUT" --resume ${OVERRIDES[@]+"${OVERRIDES[@]}"}
-else
-  python train.py --config "$CONFIG_FILE" --data "$TIMIT" --out "$OUT" ${OVERRIDES[@]+"${OVERRIDES[@]}"}
-fi
+train_or_resume "$OUT" "$CONFIG_FILE" "$TIMIT" ${OVERRIDES[@]+"${OVERRIDES[@]}"}
 
 echo "== core test set, best path"
 python decode.py --checkpoint "$OUT" --test-set "$TIMIT" --split core --out "$OUT/eval-core"
