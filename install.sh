@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(
   flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
   wordnet-base bible-kjv pocketsphinx-testdata libsndfile1
+  g++  # builds the LSTM time loop (asr/_lstm); without it a slower plain-torch loop runs
   # handwriting "writers" for the synthetic IAM-layout corpus
   fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
   fonts-kaushanscript fonts-kristi fonts-comic-neue fonts-leckerli-one fonts-lobster fonts-sjfonts

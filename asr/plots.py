@@ -60,17 +60,23 @@ def plot_posteriors(transcriber, utterance, features, log_probs, hypothesis, pat
     and the decoded segments beneath, with the reference segments where the corpus has them."""
     import torch  # noqa: PLC0415
 
+    from asr.evaluation import reference_text  # noqa: PLC0415 (evaluation imports this module lazily)
+
     tokens, config = transcriber.tokens, transcriber.config.features
     frames = len(log_probs)
     left, right = transcriber.frame_edge(0), transcriber.frame_edge(frames)
     unit = "columns" if transcriber.frontend.modality == "image" else "s"
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(8, min(24, frames / 25)), 7.5), sharex=True,
                                                  gridspec_kw={"height_ratios": [3, 2, 1.3]})
-    rows = config.n_mels if getattr(config, "kind", "") == "fbank" else features.shape[1]
+    # The first mel channels (no deltas), or a frame's first column of pixels (no window overlap).
+    rows = {"fbank": getattr(config, "n_mels", 0), "image": getattr(config, "height", 0)}.get(config.kind)
+    rows = rows or features.shape[1]
     picture = features[:, :rows].T.numpy()
     top.imshow(picture, aspect="auto", origin="lower" if unit == "s" else "upper", extent=(left, right, 0, rows),
                cmap="magma" if unit == "s" else "gray_r", interpolation="nearest")
-    top.set(ylabel="mel channel" if unit == "s" else "row", title=f"{utterance.id}: {tokens.to_text(hypothesis)}")
+    title = f"{utterance.id}\ndecoded: {tokens.to_text(hypothesis)}\nreference: {reference_text(tokens, utterance)}"
+    top.set(ylabel="mel channel" if unit == "s" else "row")
+    top.set_title(title, fontsize=9, loc="left")
     times = [transcriber.frame_edge(t + 0.5) for t in range(frames)]
     probabilities = log_probs.exp()
     middle.fill_between(times, probabilities[:, 0].numpy(), color="lightgray", label="blank", step="mid")

@@ -22,6 +22,7 @@ spike to the middle of the gap after it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -234,6 +235,9 @@ class Transcriber:
 
     @property
     def chunk_frames(self) -> int:
+        """Frames decoded at a time: about `chunk_seconds` of audio; a line image in one piece."""
+        if self.frontend.modality == "image":
+            return sys.maxsize
         return max(1, round(self.chunk_seconds * self.config.features.sample_rate / self.frame_step))
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Transcript | UserError]]:
