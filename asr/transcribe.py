@@ -186,7 +186,9 @@ class Transcriber:
         chunks, duration, name = self.posterior_stream(source, sample_rate)
         ids = self.tokens.encode_text(transcript, source=name)
         log_probs = torch.cat(list(chunks))
-        if not ids or len(log_probs) < ctc_min_frames(ids):
+        if not ids:
+            raise UserError(f"{name}: the transcript to align is empty; give the labels it should hold")
+        if len(log_probs) < ctc_min_frames(ids):
             raise UserError(f"{name}: {len(log_probs)} frames cannot hold the {len(ids)} labels of the "
                             f"transcript; give the transcript that belongs to this input")
         score = -F.ctc_loss(log_probs[:, None], torch.tensor([ids]), torch.tensor([len(log_probs)]),
@@ -197,12 +199,17 @@ class Transcriber:
         """The input's label posteriors as a stream of ``(t, V)`` chunks, its duration and its name."""
         if torch.is_tensor(source):
             features = self._waveform_features(source, sample_rate)
-            duration = len(source) / (sample_rate or self.config.features.sample_rate)
-            return iter([self.log_probs([features])[0][0]]), duration, "<waveform>"
+            duration, name = len(source) / (sample_rate or self.config.features.sample_rate), "<waveform>"
+        elif self.frontend.modality == "audio":
+            return self._audio_stream(source)
+        else:
+            features = self.frontend(source)  # refuses a file that is not an image
+            duration, name = len(features) * self.frame_step, str(source)
+        return iter([self.log_probs([features])[0][0]]), duration, name
+
+    def _audio_stream(self, source) -> tuple[Iterator[torch.Tensor], float, str]:
+        """An audio file's posteriors, a chunk at a time (memory bounded whatever its length)."""
         self.frontend.check(source)
-        if self.frontend.modality == "image":
-            features = self.frontend(source)
-            return iter([self.log_probs([features])[0][0]]), len(features) * self.frame_step, str(source)
         reader = AudioReader(source, self.config.features.sample_rate, raw=self.frontend.raw)
         if reader.num_samples < self.config.features.frame_length:
             reader.audio.close()

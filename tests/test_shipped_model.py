@@ -63,5 +63,7 @@ def test_a_transcript_too_long_for_the_audio_is_refused(transcriber, utterances)
     path = utterances[0].path
     with pytest.raises(UserError, match=str(path)):
         transcriber.align(path, " ".join(["aa", "b"] * 1000))
+    with pytest.raises(UserError, match="empty"):
+        transcriber.align(path, "  ")
     with pytest.raises(UserError, match="not in the model.s token set"):
         transcriber.align(path, "h# hello h#")
