@@ -23,7 +23,6 @@ import functools
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from asr.atomic import atomic_path
 from asr.errors import UserError, file_error
 
 RAW_SUFFIXES = (".raw", ".pcm")
@@ -168,14 +168,8 @@ def write_audio(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sa
     if data.ndim == 2:
         data = data.T  # soundfile wants (frames, channels)
     format = format or _format_from_suffix(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            sf.write(out, data, sample_rate, format=format, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as temporary:
+        sf.write(temporary, data, sample_rate, format=format, subtype=subtype)
 
 
 @functools.lru_cache(maxsize=16)

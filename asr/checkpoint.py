@@ -9,13 +9,13 @@ holds the optimiser, scheduler and RNG states and the position in the run.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
 
 import torch
 
+from asr.atomic import atomic_path
 from asr.config import Config
 from asr.errors import UserError, file_error
 from asr.model import CTCModel
@@ -26,14 +26,8 @@ FORMAT = "asr-checkpoint-1"
 
 def save_checkpoint(payload: dict, path: str | Path) -> None:
     """Write `payload` to `path` atomically: a reader sees the old file or the new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        torch.save({"format": FORMAT, **payload}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save({"format": FORMAT, **payload}, temporary)
 
 
 def resolve(path: str | Path) -> Path:

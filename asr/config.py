@@ -15,13 +15,13 @@ config as a plain dict (`Config.to_dict`), so a checkpoint alone rebuilds its mo
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from asr.atomic import write_text
 from asr.errors import UserError, file_error
 from asr.features import FeatureConfig
 
@@ -162,7 +162,4 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write `config` as YAML, atomically."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    os.replace(temporary, path)
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

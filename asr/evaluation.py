@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from asr.atomic import write_text
 from asr.corpora.base import Utterance
 from asr.corpora.batching import length_batches
 from asr.dataset import compute_features
@@ -66,9 +67,7 @@ def corpus_counts(tokens: TokenSet, references: Sequence[str],
 
 
 def write_jsonl(records: Sequence[dict], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(temporary, path)
+    write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def posterior_batches(transcriber, utterances: Sequence[Utterance], batch_size: int, num_workers: int, log=print):
@@ -121,7 +120,7 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
         plot_posteriors(transcriber, utterance, features[wanted], posteriors[wanted], hypotheses[wanted],
                         out / f"{utterance.id}.png")
         summary["plot"] = str(out / f"{utterance.id}.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -44,6 +43,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from asr.atomic import write_text
 from asr.errors import UserError, file_error
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -109,7 +109,7 @@ class NGramLM:
                 text = f"{_number(log_p)}\t{' '.join(_arpa_word(w) for w in gram)}"
                 lines.append(text if backoff is None else f"{text}\t{_number(backoff)}")
         lines += ["", "\\end\\", ""]
-        _write_atomically(path, "\n".join(lines))
+        write_text(path, "\n".join(lines))
 
 
 def _number(value: float) -> str:
@@ -119,23 +119,6 @@ def _number(value: float) -> str:
 
 def _arpa_word(word: str) -> str:
     return ARPA_SPACE if word == SPACE else word
-
-
-def _write_atomically(path: str | os.PathLike, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".arpa")
-    except OSError as error:
-        raise file_error(path, f"cannot write the language model ({error.strerror})",
-                         "Check that the folder exists and is writable") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 # ---------------------------------------------------------------- reading ARPA

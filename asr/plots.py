@@ -3,10 +3,11 @@ an utterance's spectrogram with its label posteriors and decoded segments."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+
+from asr.atomic import atomic_path
 
 matplotlib.use("Agg")  # files only: training runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -14,11 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def save_figure(figure, path: str | Path) -> None:
     """Save atomically, so a viewer never opens a half-written PNG."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
 
 
 def plot_training_curves(history: list[dict], metric: str, path: str | Path) -> None:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import distributed as dist
+from asr.atomic import write_text
 from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
@@ -450,9 +451,7 @@ class Trainer:
                  f"lr {record['lr']:.3g} | {record['seconds'] / 60:.1f} min | "
                  f"{record['frames_per_second']:.0f} frames/s{' | best' if improved else ''}")
         lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
-        temporary = self.out / ".log.jsonl.tmp"
-        temporary.write_text(lines)
-        os.replace(temporary, self.out / "log.jsonl")
+        write_text(self.out / "log.jsonl", lines)
         plot_training_curves(self.state.history, metric, self.out / "curves.png")
 
     # ---- the run ------------------------------------------------------------------------

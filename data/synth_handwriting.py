@@ -57,6 +57,7 @@ if __package__ in (None, ""):  # run as `python data/synth_handwriting.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr.corpora.iam import form_of, line_image_path  # noqa: E402
+from asr.atomic import atomic_path, write_text  # noqa: E402
 from asr.errors import UserError  # noqa: E402
 from asr.image import otsu_threshold  # noqa: E402
 
@@ -433,7 +434,8 @@ def write_line(job: tuple[LineSpec, str]) -> tuple[int, int, int, int]:
     else:
         grey = render_line(spec)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, lambda p: Image.fromarray(grey).save(p, format="PNG"))
+        with atomic_path(path) as temporary:
+            Image.fromarray(grey).save(temporary, format="PNG")
     return line_stats(grey)
 
 
@@ -442,27 +444,6 @@ def _init_worker() -> None:
 
 
 # ---------------------------------------------------------------- writing the corpus
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call write(temporary path) in `path`'s folder, then rename: readers never see half a file."""
-    path = str(path)
-    temporary = f"{path}.{os.getpid()}.tmp{os.path.splitext(path)[1]}"  # keeps the suffix PIL reads
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-
-    atomic_write(path, write)
 
 
 GENERATED = ("ascii", "lines", "writers.txt", "synth_handwriting.json", *SPLIT_FILES.values(), *(f"{r}.jsonl" for r in ROLES))
@@ -574,7 +555,8 @@ def contact_sheet(root: str | os.PathLike, path: str | os.PathLike, per_split: i
     sheet = Image.new("L", (max(i.width for i in images), len(images) * (height + 6)), 255)
     for k, image in enumerate(images):
         sheet.paste(image, (0, k * (height + 6)))
-    atomic_write(path, lambda p: sheet.save(p, format="PNG"))
+    with atomic_path(path) as temporary:
+        sheet.save(temporary, format="PNG")
 
 
 def main(argv: list[str] | None = None) -> int:

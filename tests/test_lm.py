@@ -179,8 +179,9 @@ def test_writing_replaces_an_existing_file(tmp_path):
     path.write_text("old")
     train_ngram([["a"]], order=2).write_arpa(path)
     assert load_arpa(path).order == 2
-    with pytest.raises(UserError, match="cannot write"):
-        train_ngram([["a"]], order=2).write_arpa(tmp_path / "no-such-folder" / "lm.arpa")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="a-file/lm.arpa: cannot write"):
+        train_ngram([["a"]], order=2).write_arpa(tmp_path / "a-file" / "lm.arpa")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ only when all four exist.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from asr.atomic import atomic_path, write_text
 from asr.corpora.base import Segment
 from data.synth.labels import CorpusError, check_utterance
 from data.synth.render import SAMPLE_RATE
@@ -34,12 +34,11 @@ def write_utterance(
     """`stem`.WAV/.PHN/.WRD/.TXT, each written to a temporary file and renamed into place."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     wav = stem.with_suffix(".WAV")
-    temporary = wav.with_name(wav.name + ".tmp")
-    soundfile.write(temporary, audio, SAMPLE_RATE, format="NIST", subtype="PCM_16")
-    os.replace(temporary, wav)
-    _write_text(stem.with_suffix(".PHN"), _segment_lines(phones))
-    _write_text(stem.with_suffix(".WRD"), _segment_lines(words))
-    _write_text(stem.with_suffix(".TXT"), f"0 {len(audio)} {text}\n")
+    with atomic_path(wav) as temporary:
+        soundfile.write(temporary, audio, SAMPLE_RATE, format="NIST", subtype="PCM_16")
+    write_text(stem.with_suffix(".PHN"), _segment_lines(phones))
+    write_text(stem.with_suffix(".WRD"), _segment_lines(words))
+    write_text(stem.with_suffix(".TXT"), f"0 {len(audio)} {text}\n")
 
 
 def is_written(stem: Path) -> bool:
@@ -48,12 +47,6 @@ def is_written(stem: Path) -> bool:
 
 def _segment_lines(segments: Sequence[Segment]) -> str:
     return "".join(f"{s.start} {s.end} {s.label}\n" for s in segments)
-
-
-def _write_text(path: Path, content: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(content)
-    os.replace(temporary, path)
 
 
 def _read_segments(path: Path) -> list[Segment]:
