@@ -132,7 +132,8 @@ def output_folder(args: argparse.Namespace, split: str) -> Path:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from asr.evaluation import evaluate as run_evaluation, format_summary
+    from asr.evaluation import evaluate as run_evaluation
+    from asr.evaluation import format_summary
 
     transcriber = make_transcriber(args)
     corpus, split, utterances = test_split(args, transcriber)

@@ -16,9 +16,9 @@ import errno
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from asr.errors import UserError, file_error
 

@@ -9,8 +9,8 @@ set aside with a counted warning instead of failing the run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence

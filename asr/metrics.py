@@ -9,8 +9,8 @@ phones to 39 classes first (Lee & Hon 1989; `asr.tokens.fold_phones`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import jiwer
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from asr.errors import UserError
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import signal
 import time
@@ -49,7 +48,6 @@ from asr.frontend import Frontend
 from asr.model import CTCModel
 from asr.plots import plot_training_curves
 from asr.tokens import TokenSet, token_set
-
 
 STOPPED = "stopped by request"
 

@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,8 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as `python data/synth_handwriting.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asr.corpora.iam import form_of, line_image_path  # noqa: E402
 from asr.atomic import atomic_path, write_text  # noqa: E402
+from asr.corpora.iam import form_of, line_image_path  # noqa: E402
 from asr.errors import UserError  # noqa: E402
 from asr.image import otsu_threshold  # noqa: E402
 
@@ -116,7 +116,7 @@ def _font_files() -> dict[str, Path]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def missing_glyphs(path: Path, characters: frozenset[str] = CHARACTERS) -> str:
     """The characters `path` cannot draw: no ink, or the same bitmap as a codepoint no font has."""
     font = ImageFont.truetype(str(path), 32)
@@ -320,7 +320,7 @@ def draw_pen(rng: np.random.Generator, fonts: tuple[str, ...]) -> Pen:
 # ---------------------------------------------------------------- rendering
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def font_metrics(path: str) -> tuple[float, float, float]:
     """Per point of font size: the height of 'x', and how far any of our characters
     reach above and below the baseline (fonts differ a lot)."""

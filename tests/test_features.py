@@ -16,8 +16,16 @@ import torchaudio.compliance.kaldi as kaldi
 
 import asr.features
 from asr.errors import UserError
-from asr.features import (FeatureConfig, FeatureExtractor, FeatureStats, Normalizer, deltas,
-                          dct_matrix, mel_filterbank, stack_frames)
+from asr.features import (
+    FeatureConfig,
+    FeatureExtractor,
+    FeatureStats,
+    Normalizer,
+    dct_matrix,
+    deltas,
+    mel_filterbank,
+    stack_frames,
+)
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 # Our float32 pipeline against torchaudio's Kaldi port: the same equations in a

@@ -1,6 +1,5 @@
 """The n-gram LM: ARPA reading/writing, Kneser-Ney training, the search's scorers, tuning."""
 
-import itertools
 import math
 import os
 import random

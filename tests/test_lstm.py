@@ -7,8 +7,6 @@ direction, one frame at a time, the equations of Graves, Mohamed & Hinton 2013
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn

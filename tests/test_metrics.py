@@ -2,7 +2,6 @@ import random
 
 import jiwer
 import pytest
-import torch
 import torchaudio
 
 from asr.evaluation import corpus_counts

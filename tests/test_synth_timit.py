@@ -13,12 +13,12 @@ import pytest
 import soundfile
 
 from asr.corpora.base import Segment
+from asr.corpora.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, STANDARD_SPEAKERS
 from asr.tokens import TIMIT_PHONES, normalize_speech_text
 from data import synth_timit
 from data.synth import flite, labels, plan, text, voices
 from data.synth.labels import CorpusError
 from data.synth.tree import check_tree
-from asr.corpora.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, STANDARD_SPEAKERS
 
 # One voice of each kind: flite clustergen (random excitation) and diphone, festival diphone and HTS (32 kHz).
 VOICES = "flite:slt,flite:kal16,festival:kal_diphone,festival:cmu_us_slt_arctic_hts"

@@ -1,8 +1,18 @@
 import pytest
 
 from asr.errors import UserError
-from asr.tokens import (FOLD_61_TO_39, TIMIT_PHONES, TIMIT_PHONES_39, TokenSet, characters_from_texts,
-                        fold_phones, normalize_speech_text, speech_characters, timit_phones, token_set)
+from asr.tokens import (
+    FOLD_61_TO_39,
+    TIMIT_PHONES,
+    TIMIT_PHONES_39,
+    TokenSet,
+    characters_from_texts,
+    fold_phones,
+    normalize_speech_text,
+    speech_characters,
+    timit_phones,
+    token_set,
+)
 
 
 def test_timit_has_61_phones_folding_to_39():

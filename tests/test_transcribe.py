@@ -9,9 +9,9 @@ import soundfile as sf
 import torch
 
 from asr.audio import load_audio
+from asr.corpora.timit import read_timit
 from asr.errors import UserError
 from asr.evaluation import evaluate
-from asr.corpora.timit import read_timit
 from asr.transcribe import Transcriber, blank_cut_segments
 
 ROOT = Path(__file__).resolve().parents[1]

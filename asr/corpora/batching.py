@@ -10,7 +10,7 @@ see the batches of a single-process run with the global batch size.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 

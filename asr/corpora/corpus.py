@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from asr.corpora.base import Utterance
 from asr.corpora.librispeech import is_librispeech, librispeech_splits, read_librispeech
 from asr.corpora.manifest import manifest_files, manifest_media, read_manifest
-from asr.corpora.timit import SPLITS as TIMIT_SPLITS, find_timit_root, read_timit
+from asr.corpora.timit import SPLITS as TIMIT_SPLITS
+from asr.corpora.timit import find_timit_root, read_timit
 from asr.errors import file_error
 
 LAYOUTS_HELP = ("a TIMIT tree (TRAIN/ and TEST/), a LibriSpeech folder (*.trans.txt), "

@@ -22,11 +22,10 @@ the manifest's folder; optional ``"id"`` and ``"writer"``.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from asr.corpora.base import Utterance
 from asr.errors import UserError, file_error

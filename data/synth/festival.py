@@ -15,8 +15,8 @@ import glob
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import soundfile
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+from collections.abc import Sequence
 from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_short, c_void_p
-from typing import Sequence
 
 import numpy as np
 

@@ -15,9 +15,9 @@ import json
 import multiprocessing
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from tqdm import tqdm
 

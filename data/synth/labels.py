@@ -15,7 +15,7 @@ generator runs it before writing and on the finished tree.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from asr.errors import UserError
 from data.synth.text import SA_SENTENCES

@@ -21,8 +21,8 @@ import functools
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from asr.errors import UserError
 from asr.tokens import normalize_speech_text
@@ -151,7 +151,7 @@ def load_sentences(sources: Sequence[str], exclude: Iterable[str] = SA_SENTENCES
     return [kept[key] for key in sorted(kept)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _clean_sentences(source: str) -> tuple[str, ...]:
     """A source's clean sentences, read once per process."""
     return tuple(t for t in map(clean_sentence, SOURCES[source]()) if t is not None)

@@ -16,11 +16,11 @@ DR8 for espeak-ng), so results per region are results per voice.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from asr.errors import UserError
 from asr.corpora.timit import STANDARD_SPEAKERS
+from asr.errors import UserError
 
 # Speaking rate: duration stretch (> 1 is slower), and vocal tract warp (> 1 is higher).
 STRETCHES = (0.9, 1.0, 1.12)
