@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: the speech synthesizers and
 # sentence sources the synthetic corpora are made from, handwriting fonts, real test
-# recordings, then PyTorch and the project itself (editable, with test extras).
+# recordings, then PyTorch and the project itself (editable, with the test extra CI needs).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,8 +24,9 @@ else
   echo "install.sh: no apt-get here; install these Debian packages by hand: ${APT_PACKAGES[*]}" >&2
 fi
 
-# torch first, pinned to the build this machine serves from local disk (a range would pull
-# several GB of CUDA wheels); the project's own range (pyproject.toml) also admits 2.11 on GPUs.
-python3 -m pip install -q 'torch==2.14.1' 'torchaudio==2.11.*'
-python3 -m pip install -q -e '.[test,data]'
+# torch first, as the matched torch + torchaudio pair pinned in constraints.txt (a range would
+# pull several GB of CUDA wheels); every pip call gets the same constraints, so installing the
+# project cannot move one of the pair. pyproject.toml's own range also admits the GPU pair.
+python3 -m pip install -q -c constraints.txt torch torchaudio
+python3 -m pip install -q -c constraints.txt -e '.[test]'
 echo "install.sh: done"

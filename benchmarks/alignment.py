@@ -7,7 +7,7 @@ same phones evenly over the utterance. Printed: the median and mean absolute
 error and the share of boundaries within 10, 20 and 50 ms (20 ms is the usual
 tolerance for phone alignment).
 
-Run: python benchmarks/alignment.py --checkpoint checkpoints/synth-small \
+Run: python benchmarks/alignment.py [--checkpoint checkpoints/synth-small] \
         --data data/generated/synth-timit --split test [--limit 200]
 """
 
@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from asr.corpora import open_corpus  # noqa: E402
-from asr.evaluation import boundary_errors  # noqa: E402
-from asr.transcribe import Transcriber  # noqa: E402
+from asr.corpora import open_corpus
+from asr.evaluation import boundary_errors
+from asr.pretrained import default_checkpoint
+from asr.transcribe import Transcriber
 
 
 def even_boundary_errors(utterance, rate: int) -> list[float]:
@@ -40,14 +37,15 @@ def describe(name: str, errors: list[float]) -> str:
             f"mean {1000 * statistics.mean(errors):5.1f} ms  {within}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="checkpoints/synth-small")
+    parser.add_argument("--checkpoint", help="run folder or .pt file (default: the shipped synth-small, "
+                        "or $ASR_CHECKPOINT)")
     parser.add_argument("--data", default="data/generated/synth-timit")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=0, help="the first N utterances only")
-    args = parser.parse_args()
-    transcriber = Transcriber.from_checkpoint(args.checkpoint)
+    args = parser.parse_args(argv)
+    transcriber = Transcriber.from_checkpoint(args.checkpoint or default_checkpoint())
     rate = transcriber.config.features.sample_rate
     utterances = [u for u in open_corpus(args.data).read(args.split) if u.phones]
     utterances = utterances[: args.limit or None]

@@ -30,18 +30,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from asr.decoding import prefix_beam_search  # noqa: E402
-from asr.lm import NGramTokenScorer, NGramWordScorer, train_ngram  # noqa: E402
-from asr.tokens import speech_characters, timit_phones  # noqa: E402
+from asr.decoding import prefix_beam_search
+from asr.lm import NGramTokenScorer, NGramWordScorer, train_ngram
+from asr.tokens import speech_characters, timit_phones
 
 BLANK, SILENCE = "<blank>", "|"
 
@@ -188,7 +184,7 @@ def timing(figures: tuple[float, ...]) -> str:
     return f"{theirs:.3f} / {mine:.3f} | {ratio:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=300)
@@ -199,7 +195,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lm", action="store_true", help="also time shallow fusion with n-gram LMs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"B={args.batch} T={args.frames} (odd utterances shorter), beam threshold {args.beam_threshold}, "
           f"torch threads {args.threads}, {args.repeats} interleaved repeats")

@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from asr._lstm.extension import CppKernel  # noqa: E402
-from asr.lstm import PeepholeLSTM, _kernel  # noqa: E402
+from asr._lstm.extension import CppKernel
+from asr.lstm import PeepholeLSTM, _kernel
 
 CONFIGS = {  # name: (layers, hidden, bidirectional)
     "1x250": (1, 250, True),
@@ -105,7 +102,7 @@ def bench(name: str, args, device: torch.device) -> dict[str, float]:
     return result
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))

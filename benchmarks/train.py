@@ -17,22 +17,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from asr.config import load_config  # noqa: E402
-from asr.model import CTCModel  # noqa: E402
+from asr.config import load_config
+from asr.model import CTCModel
 
 TIMIT_TRAIN_FRAMES = 1_124_823  # 3696 SI/SX utterances at 10 ms
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="recipes/timit/ctc-3l-250h.yaml")
     parser.add_argument("--device", default="cpu")
@@ -42,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="steps per timing")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings per model")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 class TorchLSTMModel(torch.nn.Module):
@@ -89,8 +85,8 @@ def time_steps(model, batch, args, device) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     device = torch.device(args.device)
     config = load_config(args.config)
     dim, vocab = config.features.dim, 62
