@@ -1,20 +1,24 @@
 """The n-gram LM: ARPA reading/writing, Kneser-Ney training, the search's scorers, tuning."""
 
+import ast
 import math
 import os
 import random
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
 from asr.errors import UserError
+from asr.fusion import tune_fusion
 from asr.lm import (
     NGramTokenScorer,
     NGramWordScorer,
     load_arpa,
     train_ngram,
-    tune_fusion,
 )
 from asr.tokens import TokenSet, speech_characters, timit_phones
 
@@ -236,7 +240,7 @@ def reference_token_logs(lm, symbols, tokens):
 def test_token_scorer_matches_the_backoff_rule(order, dense_limit, cache_limit, monkeypatch):
     # dense_limit 0: rows are looked up as states come; cache_limit 50: the cache starts again often.
     if cache_limit is not None:
-        monkeypatch.setattr("asr.lm._RowCache.LIMIT", cache_limit)
+        monkeypatch.setattr("asr.lm.tables._RowCache.LIMIT", cache_limit)
     tokens = speech_characters()
     corpus = [list(" ".join(words)) for words in sentences(["the", "cat", "sat", "a", "mat"], 60, seed=5, max_length=5)]
     lm = train_ngram(corpus, order=order, vocabulary=tokens.symbols[1:])
@@ -274,7 +278,7 @@ def test_word_scorer_scores_words_at_spaces_and_the_end(dense, monkeypatch):
         scorer = NGramWordScorer(words, tokens.symbols, dense_limit=dense_limit)
         for text in texts:
             state = torch.tensor([scorer.initial_state()])
-            total, at_spaces = 0.0, []
+            total = 0.0
             for token in tokens.encode(list(text)):
                 log_p, state = scorer.score(state, torch.tensor([token]))
                 total += log_p.item()
@@ -376,3 +380,22 @@ def test_scorers_broadcast_states_against_tokens(kind):
     for i, state in enumerate(states):
         one_log_p, one_after = scorer.score(state.expand(len(ids)), ids)
         assert torch.equal(log_p[i], one_log_p) and torch.equal(after[i], one_after)
+
+
+def test_the_lm_does_not_import_the_decoder():
+    # The decoder may use an LM; the LM must not need the decoder (tuning the fusion is asr.fusion).
+    # The import statements are read too, so a lazy import inside a function counts.
+    package = Path(__file__).resolve().parents[1] / "asr" / "lm"
+    paths = sorted(package.glob("*.py"))
+    assert paths
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            assert not any(name.startswith("asr.decoding") or name == "asr.fusion" for name in names), path.name
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, asr.lm; print(sorted(m for m in sys.modules if m.startswith('asr.')))"],
+        capture_output=True, text=True, check=True, cwd=package.parents[1],
+    ).stdout
+    assert "asr.lm.scorers" in loaded and "asr.decoding" not in loaded and "asr.fusion" not in loaded
