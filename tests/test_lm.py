@@ -1,11 +1,13 @@
 """The n-gram LM: ARPA reading/writing, Kneser-Ney training, the search's scorers, tuning."""
 
 import ast
+import gzip
 import math
 import os
 import random
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -213,6 +215,68 @@ def test_malformed_arpa_names_the_file_and_line(tmp_path, text, line, problem):
 def test_missing_arpa_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such ARPA file"):
         load_arpa(tmp_path / "nope.arpa")
+
+
+@pytest.mark.parametrize("scorer", [NGramTokenScorer, NGramWordScorer])
+def test_an_arpa_model_without_end_of_sentence_is_refused_naming_its_file(tmp_path, scorer):
+    path = tmp_path / "no-end.arpa"
+    path.write_text("\\data\\\nngram 1=3\n\\1-grams:\n-99 <s>\n-0.3 a\n-0.3 b\n\\end\\\n")
+    with pytest.raises(UserError, match=r"no-end\.arpa: has no </s> unigram.*Add a </s> 1-gram"):
+        scorer(load_arpa(path), ("<blank>", "a", "b", " "))
+
+
+def test_devices_and_folders_are_refused_unread(tmp_path):
+    # /dev/null is a character device like /dev/zero, which a reader would read without end.
+    for path in ("/dev/null", tmp_path):
+        with pytest.raises(UserError, match="not a regular file.*Give the path of an ARPA file"):
+            load_arpa(path)
+
+
+def test_a_pipe_is_refused_unread(tmp_path):
+    fifo = tmp_path / "lm.arpa"
+    os.mkfifo(fifo)
+    # A writer, so that a reader that opens the pipe gets an end instead of waiting for ever.
+    writer = threading.Thread(target=fifo.write_text, args=("\\data\\\n",), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(UserError, match="lm.arpa: not a regular file"):
+            load_arpa(fifo)
+    finally:
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish if nobody read
+        writer.join()
+        os.close(reader)
+
+
+@pytest.mark.parametrize("head", [b"", b"\\data\\\n", b"\\data\\\nngram 1=1\n\\1-grams:\n"])
+def test_an_endless_line_is_refused_before_it_is_read(tmp_path, head):
+    path = tmp_path / "zeros.arpa"
+    path.write_bytes(head + b"\0" * (1 << 17) + b"\xff")  # \xff: reading to the end fails otherwise
+    line = len(head.splitlines()) + 1
+    with pytest.raises(UserError, match=f"zeros.arpa:{line}: a line longer than"):
+        load_arpa(path)
+
+
+def test_reading_stops_at_the_first_line_that_is_not_arpa(tmp_path):
+    path = tmp_path / "bad.arpa"
+    # What follows the bad line is not even UTF-8: a reader that went on would fail there instead.
+    path.write_bytes(b"\\data\\\nngram 1=1\n\\1-grams:\nhello world\n" + b"-1 a\n" * 40000 + b"\xff\n")
+    with pytest.raises(UserError, match="bad.arpa:4: 'hello' is not a number"):
+        load_arpa(path)
+
+
+def test_a_long_preamble_is_not_an_arpa_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("asr.lm.arpa._LONGEST_PREAMBLE", 100)
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"some text of a corpus\n" * 1000 + b"\xff\n")  # \xff: as in the test above
+    with pytest.raises(UserError, match=r"corpus.txt:5: no \\data\\ header in the first 100 characters"):
+        load_arpa(path)
+
+
+def test_a_truncated_gzip_file_is_a_user_error(tmp_path):
+    path = tmp_path / "lm.arpa.gz"
+    path.write_bytes(gzip.compress(HAND_ARPA.encode())[:-20])
+    with pytest.raises(UserError, match="lm.arpa.gz: cannot read it as an ARPA file"):
+        load_arpa(path)
 
 
 def test_training_rejects_what_it_cannot_use():

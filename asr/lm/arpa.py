@@ -11,8 +11,10 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import IO
 
 from asr.atomic import write_text
 from asr.errors import UserError, file_error
@@ -28,9 +30,13 @@ NGramTable = list[dict[tuple[str, ...], tuple[float, float | None]]]
 
 @dataclass
 class NGramLM:
-    """A backoff n-gram model as an ARPA file holds it."""
+    """A backoff n-gram model as an ARPA file holds it.
+
+    source: the file it was read from ('' when built in memory), for error messages.
+    """
 
     ngrams: NGramTable
+    source: str = field(default="", compare=False)
 
     @property
     def order(self) -> int:
@@ -102,95 +108,159 @@ _ARPA_FIX = (
 )
 
 
+_LONGEST_LINE = 1 << 16  # characters; an n-gram line is a few words and two numbers
+_LONGEST_PREAMBLE = 1 << 20  # characters of text before \data\ that other tools may write
+
+
 def load_arpa(path: str | os.PathLike) -> NGramLM:
     """Read an ARPA file (plain or .gz). ``<space>`` reads as the space symbol.
 
     Tolerates what other tools write: text before ``\\data\\``, blank lines, tabs,
     missing backoff weights (= 0), ``-inf`` probabilities (read as -99).
-    A malformed file raises `UserError` naming the file and line.
+    A malformed file raises `UserError` naming the file and line. The file is read
+    line by line and given up at the first line that is not ARPA, so a wrong file
+    (a corpus, a checkpoint) fails fast; devices and pipes are refused unread.
     """
+    _check_regular(path)
     opener = gzip.open if os.fspath(path).endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as source:
-            lines = source.read().splitlines()
+            lm = _ArpaReader(path, _Lines(source, path)).read()
+    except (OSError, EOFError, UnicodeDecodeError) as error:  # EOFError: a truncated .gz
+        raise file_error(path, f"cannot read it as an ARPA file ({error})", _ARPA_FIX) from None
+    lm.source = os.fspath(path)
+    return lm
+
+
+def _check_regular(path: str | os.PathLike) -> None:
+    """Only a regular file has an end: /dev/zero or a pipe would be read without bound."""
+    try:
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise file_error(path, "no such ARPA file", "Check the path") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise file_error(path, f"cannot read it as an ARPA file ({error})", _ARPA_FIX) from None
-    return _ArpaReader(path).read(lines)
+    except OSError as error:
+        raise file_error(path, f"cannot read it ({error.strerror})", "Check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        raise file_error(path, "not a regular file (a folder, a device or a pipe)",
+                         "Give the path of an ARPA file (.arpa, or .arpa.gz)")
+
+
+class _Lines:
+    """The non-blank lines of an open text file, stripped and numbered, read one at a
+    time with one line of lookahead; a line longer than ``_LONGEST_LINE`` is an error."""
+
+    def __init__(self, source: IO[str], path: str | os.PathLike):
+        self.source, self.path = source, os.fspath(path)
+        self.number = 0  # of the last line read, blank lines included
+        self.characters = 0
+        self.ahead: tuple[int, str] | None = None
+        self.ended = False
+
+    def peek(self) -> tuple[int, str] | None:
+        """The next non-blank line (number, text), or None at the end of the file."""
+        while self.ahead is None and not self.ended:
+            line = self.source.readline(_LONGEST_LINE + 1)
+            if not line:
+                self.ended = True
+                break
+            self.number += 1
+            self.characters += len(line)
+            if len(line) > _LONGEST_LINE and not line.endswith("\n"):
+                raise file_error(f"{self.path}:{self.number}", f"a line longer than {_LONGEST_LINE} characters",
+                                 f"This is not an ARPA file. {_ARPA_FIX}")
+            if line.strip():
+                self.ahead = (self.number, line.strip())
+        return self.ahead
+
+    def take(self) -> tuple[int, str] | None:
+        line, self.ahead = self.peek(), None
+        return line
+
+    def next_is(self, text: str) -> bool:
+        line = self.peek()
+        return line is not None and line[1] == text
+
+    def here(self) -> int:
+        """The number of the line to report: the next non-blank one, or the last one."""
+        line = self.peek()
+        return self.number if line is None else line[0]
 
 
 class _ArpaReader:
     """A line-by-line ARPA parser that reports the line of the first problem."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, lines: _Lines):
         self.path = os.fspath(path)
+        self.lines = lines
         self.line_of: dict[tuple[str, ...], int] = {}
 
     def error(self, line_number: int, problem: str) -> UserError:
         return file_error(f"{self.path}:{line_number}", problem, _ARPA_FIX)
 
-    def read(self, lines: list[str]) -> NGramLM:
-        numbered = [(n, line.strip()) for n, line in enumerate(lines, 1)]
-        numbered = [(n, line) for n, line in numbered if line]
-        start = next((i for i, (_, line) in enumerate(numbered) if line == "\\data\\"), None)
-        if start is None:
-            raise self.error(len(lines), "no \\data\\ header")
-        counts, position = self.read_counts(numbered, start + 1)
+    def read(self) -> NGramLM:
+        self.skip_preamble()
+        counts = self.read_counts()
         ngrams: NGramTable = []
-        for order, expected in enumerate(counts, 1):
-            grams, position = self.read_section(numbered, position, order, len(counts))
+        for order, (expected, header_line) in enumerate(counts, 1):
+            grams = self.read_section(order, len(counts))
             if len(grams) != expected:
-                header_line = numbered[start + order][0]
                 raise self.error(header_line, f"the header says {expected} {order}-grams, the file has {len(grams)}")
             ngrams.append(grams)
-        if position >= len(numbered) or numbered[position][1] != "\\end\\":
-            line_number = numbered[position][0] if position < len(numbered) else len(lines)
-            raise self.error(line_number, "expected \\end\\")
+        if not self.lines.next_is("\\end\\"):
+            raise self.error(self.lines.here(), "expected \\end\\")
         self.check_contexts(ngrams)
         return NGramLM(ngrams)
 
-    def read_counts(self, numbered: list[tuple[int, str]], position: int) -> tuple[list[int], int]:
+    def skip_preamble(self) -> None:
+        """Up to the \\data\\ line, if it comes within ``_LONGEST_PREAMBLE`` characters."""
+        while (line := self.lines.take()) is not None and line[1] != "\\data\\":
+            if self.lines.characters > _LONGEST_PREAMBLE:
+                raise self.error(line[0], f"no \\data\\ header in the first {_LONGEST_PREAMBLE} characters")
+        if line is None:
+            raise self.error(self.lines.number, "no \\data\\ header")
+
+    def read_counts(self) -> list[tuple[int, int]]:
+        """The header's 'ngram N=count' lines: (count, line number) per order."""
         counts = []
-        while position < len(numbered) and numbered[position][1].startswith("ngram "):
-            line_number, line = numbered[position]
-            key, _, value = line[len("ngram ") :].partition("=")
+        while (line := self.lines.peek()) is not None and line[1].startswith("ngram "):
+            line_number, text = self.lines.take()
+            key, _, value = text[len("ngram ") :].partition("=")
             try:
                 order, count = int(key), int(value)
             except ValueError:
-                raise self.error(line_number, f"bad count line {line!r}") from None
+                raise self.error(line_number, f"bad count line {text!r}") from None
             if order != len(counts) + 1 or count < 0:
-                raise self.error(line_number, f"expected 'ngram {len(counts) + 1}=<count>', got {line!r}")
-            counts.append(count)
-            position += 1
+                raise self.error(line_number, f"expected 'ngram {len(counts) + 1}=<count>', got {text!r}")
+            counts.append((count, line_number))
         if not counts:
-            line_number = numbered[position][0] if position < len(numbered) else numbered[-1][0]
-            raise self.error(line_number, "no 'ngram N=count' lines after \\data\\")
-        return counts, position
+            raise self.error(self.lines.here(), "no 'ngram N=count' lines after \\data\\")
+        return counts
 
-    def read_section(
-        self, numbered: list[tuple[int, str]], position: int, order: int, max_order: int
-    ) -> tuple[dict, int]:
-        if position >= len(numbered) or numbered[position][1] != f"\\{order}-grams:":
-            line_number = numbered[min(position, len(numbered) - 1)][0]
-            raise self.error(line_number, f"expected the \\{order}-grams: section")
+    def read_section(self, order: int, max_order: int) -> dict[tuple[str, ...], tuple[float, float | None]]:
+        if not self.lines.next_is(f"\\{order}-grams:"):
+            raise self.error(self.lines.here(), f"expected the \\{order}-grams: section")
+        self.lines.take()
         grams: dict[tuple[str, ...], tuple[float, float | None]] = {}
-        position += 1
-        while position < len(numbered) and not numbered[position][1].startswith("\\"):
-            line_number, line = numbered[position]
-            fields = line.split()
-            if len(fields) not in (order + 1, order + 2) or (len(fields) == order + 2 and order == max_order):
-                raise self.error(line_number, f"a {order}-gram line needs a log10 probability, {order} words and "
-                                 f"{'no' if order == max_order else 'an optional'} backoff weight; got {line!r}")
-            log_p = self.number(line_number, fields[0])
-            if log_p > 0:
-                raise self.error(line_number, f"{fields[0]!r} is not a log10 probability (<= 0)")
-            backoff = self.number(line_number, fields[-1]) if len(fields) == order + 2 else None
-            gram = tuple(SPACE if w == ARPA_SPACE else w for w in fields[1 : order + 1])
-            grams[gram] = (log_p, backoff)
+        while (line := self.lines.peek()) is not None and not line[1].startswith("\\"):
+            line_number, text = self.lines.take()
+            gram, entry = self.read_ngram(line_number, text, order, max_order)
+            grams[gram] = entry
             self.line_of[gram] = line_number
-            position += 1
-        return grams, position
+        return grams
+
+    def read_ngram(
+        self, line_number: int, line: str, order: int, max_order: int
+    ) -> tuple[tuple[str, ...], tuple[float, float | None]]:
+        """One 'log10prob w1 .. wN [log10backoff]' line."""
+        fields = line.split()
+        if len(fields) not in (order + 1, order + 2) or (len(fields) == order + 2 and order == max_order):
+            raise self.error(line_number, f"a {order}-gram line needs a log10 probability, {order} words and "
+                             f"{'no' if order == max_order else 'an optional'} backoff weight; got {line!r}")
+        log_p = self.number(line_number, fields[0])
+        if log_p > 0:
+            raise self.error(line_number, f"{fields[0]!r} is not a log10 probability (<= 0)")
+        backoff = self.number(line_number, fields[-1]) if len(fields) == order + 2 else None
+        return tuple(SPACE if w == ARPA_SPACE else w for w in fields[1 : order + 1]), (log_p, backoff)
 
     def number(self, line_number: int, text: str) -> float:
         try:

@@ -33,8 +33,6 @@ class NGramTokenScorer:
     ):
         self.tables = _NGramTables(lm, oov_log10prob, dense_limit)
         words = self.tables.words
-        if EOS not in words:
-            raise UserError(f"the language model has no {EOS}: it cannot score the end of an utterance")
         if not any(s in words for s in symbols):
             raise UserError("none of the model's tokens is a word of this language model: for a "
                             "word-level LM over a character model use NGramWordScorer")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from asr.lm.arpa import BOS, LN10, UNK, NGramLM
+from asr.errors import file_error
+from asr.lm.arpa import BOS, EOS, LN10, UNK, NGramLM
 
 
 def _lookup(keys: Tensor, values: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,6 +51,9 @@ class _NGramTables:
     DENSE_LIMIT = 1 << 21
 
     def __init__(self, lm: NGramLM, oov_log10prob: float, dense_limit: int | None = None):
+        if (EOS,) not in lm.ngrams[0]:  # every hypothesis ends with it
+            raise file_error(lm.source or "the language model", f"has no {EOS} unigram, so it cannot score the end "
+                             f"of an utterance", f"Add a {EOS} 1-gram (KenLM's lmplz and python -m asr.lm write one)")
         self.order = lm.order
         ngrams = [dict(level) for level in lm.ngrams]
         ngrams[0].setdefault((UNK,), (oov_log10prob, None))  # unknown words: <unk>, or a penalty
