@@ -12,7 +12,7 @@ import gzip
 import math
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -176,9 +176,16 @@ class _Lines:
         line, self.ahead = self.peek(), None
         return line
 
-    def next_is(self, text: str) -> bool:
+    def next_is(self, text: str, prefix: bool = False) -> bool:
+        """Whether the next line is `text` (or starts with it)."""
         line = self.peek()
-        return line is not None and line[1] == text
+        return line is not None and (line[1].startswith(text) if prefix else line[1] == text)
+
+    def before(self, marker: str) -> Iterator[tuple[int, str]]:
+        """The lines up to the next one that starts with `marker`, which is left to read."""
+        while (line := self.peek()) is not None and not line[1].startswith(marker):
+            self.ahead = None
+            yield line
 
     def here(self) -> int:
         """The number of the line to report: the next non-blank one, or the last one."""
@@ -222,7 +229,7 @@ class _ArpaReader:
     def read_counts(self) -> list[tuple[int, int]]:
         """The header's 'ngram N=count' lines: (count, line number) per order."""
         counts = []
-        while (line := self.lines.peek()) is not None and line[1].startswith("ngram "):
+        while self.lines.next_is("ngram ", prefix=True):
             line_number, text = self.lines.take()
             key, _, value = text[len("ngram ") :].partition("=")
             try:
@@ -241,8 +248,7 @@ class _ArpaReader:
             raise self.error(self.lines.here(), f"expected the \\{order}-grams: section")
         self.lines.take()
         grams: dict[tuple[str, ...], tuple[float, float | None]] = {}
-        while (line := self.lines.peek()) is not None and not line[1].startswith("\\"):
-            line_number, text = self.lines.take()
+        for line_number, text in self.lines.before("\\"):
             gram, entry = self.read_ngram(line_number, text, order, max_order)
             grams[gram] = entry
             self.line_of[gram] = line_number
