@@ -4,6 +4,9 @@ Both take ``log_probs`` of shape ``(B, T, V)`` (log-softmax outputs, batch-first
 blank at index ``blank``) and ``lengths`` ``(B,)``; frames past an utterance's
 length are ignored.
 
+Both return `Hypothesis` objects (tokens, scores, the frame of each token):
+`greedy` one per utterance, `prefix_beam_search` a best-first list per utterance.
+
 - `greedy`: best-path decoding (Graves et al. 2006, "Connectionist Temporal
   Classification", sec. 3.2): the most probable label per frame, repeats merged,
   blanks removed.
@@ -88,6 +91,8 @@ class Hypothesis:
     natural-log probability of it, ``</s>`` included (0 without an LM).
     ``timesteps[i]`` is the frame where the likeliest alignment the beam kept
     first emits ``tokens[i]`` (where prefixes merge, the larger part decides).
+    From `greedy`, the one alignment is the best path and ``am_score`` its log
+    probability alone.
     """
 
     tokens: list[int]
@@ -98,18 +103,25 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def greedy(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[list[int]]:
+def greedy(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[Hypothesis]:
     """Best-path decoding: argmax per frame, repeats merged, blanks removed.
 
     log_probs: ``(B, T, V)``; lengths: ``(B,)`` frames per utterance (``None``: all T).
-    Returns one token-id list per utterance.
+    Returns one `Hypothesis` per utterance: its ``score`` and ``am_score`` are the log
+    probability of the best path alone (not summed over the labelling's alignments,
+    as the prefix search's are), ``timesteps`` the first frame of each token's run.
     """
-    best = log_probs.argmax(-1)
-    keep = best != blank
+    best_log_p, best = log_probs.max(-1)
+    inside = _frame_mask(log_probs, lengths)
+    keep = (best != blank) & inside
     keep[:, 1:] &= best[:, 1:] != best[:, :-1]
-    keep &= _frame_mask(log_probs, lengths)
+    scores = best_log_p.masked_fill(~inside, 0.0).sum(1, dtype=torch.float64).tolist()
     best, keep = best.cpu(), keep.cpu()
-    return [row[mask].tolist() for row, mask in zip(best, keep)]
+    hypotheses = []
+    for row, mask, score in zip(best, keep, scores):
+        (frames,) = mask.nonzero(as_tuple=True)
+        hypotheses.append(Hypothesis(row[frames].tolist(), score, score, timesteps=frames.tolist()))
+    return hypotheses
 
 
 def _frame_mask(log_probs: Tensor, lengths: Tensor | None) -> Tensor:

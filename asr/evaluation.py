@@ -127,7 +127,7 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
 def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size: int = 16, batch_size: int = 16,
                         num_workers: int = 0, log=print, **grid) -> tuple[float, float, list]:
     """Grid-search the transcriber's LM weight and insertion bonus for the lowest PER/CER on `utterances`."""
-    from asr.lm import tune_fusion  # noqa: PLC0415
+    from asr.fusion import tune_fusion  # noqa: PLC0415
 
     tokens, metric = transcriber.tokens, primary_metric(transcriber.tokens)
     _, usable, _, batches = posterior_batches(transcriber, utterances, batch_size, num_workers, log)

@@ -371,7 +371,7 @@ class Trainer:
                 log_probs = self.model(batch.features, batch.lengths)
             loss += F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets, batch.lengths,
                                batch.target_lengths, blank=0, reduction="sum", zero_infinity=True).item()
-            for index, hypothesis in zip(indices, greedy(log_probs.float().cpu(), batch.lengths)):
+            for index, hypothesis in zip(indices, [h.tokens for h in greedy(log_probs.float().cpu(), batch.lengths)]):
                 hypotheses[index] = hypothesis
         references = [self.tokens.to_text(t.tolist()) for t in dataset.targets]
         counts = corpus_counts(self.tokens, references, hypotheses)

@@ -146,7 +146,7 @@ class Transcriber:
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
         """Label ids and score per utterance: best path (beam 1) or prefix beam search."""
         if self.beam_size <= 1 and self.lm is None:
-            paths = greedy(log_probs, lengths)
+            paths = [h.tokens for h in greedy(log_probs, lengths)]
             best = [float(lp[:n].max(-1).values.sum()) for lp, n in zip(log_probs, lengths)]
             return list(zip(paths, best))
         found = prefix_beam_search(log_probs, lengths, beam_size=max(self.beam_size, 1), lm=self.lm,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -168,10 +169,9 @@ def lm_overhead(args) -> None:
         emissions = synthetic_emissions(args.batch, args.frames, vocab, sharpness=8.0, seed=vocab)
         grams = len(scorer.tables.ids) - 1
         for beam_size in args.beams:
-            plain = lambda: prefix_beam_search(emissions, lengths, beam_size=beam_size, nbest=1)  # noqa: E731
-            fused = lambda: prefix_beam_search(  # noqa: E731
-                emissions, lengths, beam_size=beam_size, lm=scorer, lm_weight=0.5, nbest=1
-            )
+            plain = partial(prefix_beam_search, emissions, lengths, beam_size=beam_size, nbest=1)
+            fused = partial(prefix_beam_search, emissions, lengths, beam_size=beam_size, lm=scorer, lm_weight=0.5,
+                            nbest=1)
             plain(), fused()  # warm-up
             pairs = [(timed(plain)[1], timed(fused)[1]) for _ in range(args.repeats)]
             ratio = statistics.median(b / a for a, b in pairs)

@@ -80,15 +80,30 @@ def test_greedy_merges_repeats_drops_blanks_and_respects_lengths():
     decoded = greedy(log_probs, lengths)
     for b, length in enumerate(lengths.tolist()):
         path = log_probs[b, :length].argmax(-1).tolist()
-        assert decoded[b] == list(collapse(path))
-    assert decoded[2] == []
+        assert decoded[b].tokens == list(collapse(path))
+    assert decoded[2].tokens == [] and decoded[2].score == 0.0
 
 
 def test_greedy_other_blank_index():
     log_probs = random_log_probs(2, 10, 4, seed=2, sharpness=3.0)
     decoded = greedy(log_probs, None, blank=3)
     for b in range(2):
-        assert decoded[b] == list(collapse(log_probs[b].argmax(-1).tolist(), blank=3))
+        assert decoded[b].tokens == list(collapse(log_probs[b].argmax(-1).tolist(), blank=3))
+
+
+def test_greedy_hypothesis_scores_the_best_path_and_times_its_tokens():
+    # Frames: blank, 2, 2, blank, 1, 1, 2 | padding. The best path is every frame's argmax.
+    path = [0, 2, 2, 0, 1, 1, 2, 1]
+    log_probs = torch.full((1, len(path), 3), math.log(0.2), dtype=torch.float64)
+    log_probs[0, torch.arange(len(path)), torch.tensor(path)] = math.log(0.6)
+    (found,) = greedy(log_probs, torch.tensor([7]))
+    assert found.tokens == [2, 1, 2]
+    assert found.timesteps == [1, 4, 6]  # where each token's run starts
+    assert found.score == found.am_score == pytest.approx(7 * math.log(0.6))
+    assert found.lm_score == 0.0
+    # The same type as the beam search's, which with beam 1 finds this labelling too.
+    (beam,) = prefix_beam_search(log_probs, torch.tensor([7]), beam_size=1)
+    assert type(beam[0]) is type(found) and beam[0].tokens == found.tokens
 
 
 # ---------------------------------------------------------------- exactness of the prefix search
@@ -113,6 +128,17 @@ def test_exact_with_batch_of_different_lengths():
         assert_matches_brute_force(results[b], brute_force(log_probs[b, :length]))
 
 
+def add(*log_ps):
+    """log(sum(exp(log_ps))) in float64."""
+    return torch.logsumexp(torch.tensor(log_ps, dtype=torch.float64), 0).item()
+
+
+def accumulate(grown, prefix, blank_part, label_part):
+    """Add alignment mass ending in blank / in the last label to ``grown[prefix]``."""
+    old_blank, old_label = grown.get(prefix, (-math.inf, -math.inf))
+    grown[prefix] = (add(old_blank, blank_part), add(old_label, label_part))
+
+
 def reference_beam_search(log_probs, beam_size, blank=0, top_k=None, token_threshold=None, beam_threshold=None):
     """Hannun et al. (2014) alg. 1 with dicts, one prefix at a time: the textbook form.
 
@@ -121,25 +147,20 @@ def reference_beam_search(log_probs, beam_size, blank=0, top_k=None, token_thres
     mass is never dropped); prefixes scoring beam_threshold below the best are dropped.
     """
     beam = {(): (0.0, -math.inf)}  # prefix -> (log p_blank, log p_label)
-    add = lambda *xs: torch.logsumexp(torch.tensor(xs, dtype=torch.float64), 0).item()
     for frame in log_probs.tolist():
         grown = {}
         labels = sorted((c for c in range(len(frame)) if c != blank), key=lambda c: -frame[c])
         floor = max(frame) - (token_threshold if token_threshold is not None else math.inf)
         allowed = {c for c in labels[:top_k] if frame[c] >= floor}
 
-        def accumulate(prefix, blank_part, label_part):
-            old_blank, old_label = grown.get(prefix, (-math.inf, -math.inf))
-            grown[prefix] = (add(old_blank, blank_part), add(old_label, label_part))
-
         for prefix, (p_b, p_nb) in beam.items():
-            accumulate(prefix, add(p_b, p_nb) + frame[blank], -math.inf)
+            accumulate(grown, prefix, add(p_b, p_nb) + frame[blank], -math.inf)
             if prefix:
-                accumulate(prefix, -math.inf, p_nb + frame[prefix[-1]])
+                accumulate(grown, prefix, -math.inf, p_nb + frame[prefix[-1]])
             for c, log_p in enumerate(frame):
                 if c != blank and (c in allowed or prefix + (c,) in beam):
                     before = p_b if prefix and prefix[-1] == c else add(p_b, p_nb)
-                    accumulate(prefix + (c,), -math.inf, before + log_p)
+                    accumulate(grown, prefix + (c,), -math.inf, before + log_p)
         ranked = sorted(grown.items(), key=lambda item: -add(*item[1]))[:beam_size]
         best = add(*ranked[0][1])
         threshold = beam_threshold if beam_threshold is not None else math.inf
@@ -196,7 +217,7 @@ def test_beam_one_is_greedy_on_peaked_emissions():
     log_probs, _ = synthetic_alignment(labels, 3, 6)
     batch = torch.stack([log_probs, random_log_probs(1, len(log_probs), 6, seed=8, sharpness=6.0)[0].float()])
     found = prefix_beam_search(batch, None, beam_size=1)
-    assert [h[0].tokens for h in found] == greedy(batch, None)
+    assert [h[0].tokens for h in found] == [h.tokens for h in greedy(batch, None)]
     assert found[0][0].tokens == labels
 
 

@@ -1,20 +1,26 @@
 """The n-gram LM: ARPA reading/writing, Kneser-Ney training, the search's scorers, tuning."""
 
+import ast
+import gzip
 import math
 import os
 import random
+import subprocess
+import sys
+import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
 from asr.errors import UserError
+from asr.fusion import tune_fusion
 from asr.lm import (
     NGramTokenScorer,
     NGramWordScorer,
     load_arpa,
     train_ngram,
-    tune_fusion,
 )
 from asr.tokens import TokenSet, speech_characters, timit_phones
 
@@ -211,6 +217,68 @@ def test_missing_arpa_file_is_a_user_error(tmp_path):
         load_arpa(tmp_path / "nope.arpa")
 
 
+@pytest.mark.parametrize("scorer", [NGramTokenScorer, NGramWordScorer])
+def test_an_arpa_model_without_end_of_sentence_is_refused_naming_its_file(tmp_path, scorer):
+    path = tmp_path / "no-end.arpa"
+    path.write_text("\\data\\\nngram 1=3\n\\1-grams:\n-99 <s>\n-0.3 a\n-0.3 b\n\\end\\\n")
+    with pytest.raises(UserError, match=r"no-end\.arpa: has no </s> unigram.*Add a </s> 1-gram"):
+        scorer(load_arpa(path), ("<blank>", "a", "b", " "))
+
+
+def test_devices_and_folders_are_refused_unread(tmp_path):
+    # /dev/null is a character device like /dev/zero, which a reader would read without end.
+    for path in ("/dev/null", tmp_path):
+        with pytest.raises(UserError, match="not a regular file.*Give the path of an ARPA file"):
+            load_arpa(path)
+
+
+def test_a_pipe_is_refused_unread(tmp_path):
+    fifo = tmp_path / "lm.arpa"
+    os.mkfifo(fifo)
+    # A writer, so that a reader that opens the pipe gets an end instead of waiting for ever.
+    writer = threading.Thread(target=fifo.write_text, args=("\\data\\\n",), daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(UserError, match="lm.arpa: not a regular file"):
+            load_arpa(fifo)
+    finally:
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish if nobody read
+        writer.join()
+        os.close(reader)
+
+
+@pytest.mark.parametrize("head", [b"", b"\\data\\\n", b"\\data\\\nngram 1=1\n\\1-grams:\n"])
+def test_an_endless_line_is_refused_before_it_is_read(tmp_path, head):
+    path = tmp_path / "zeros.arpa"
+    path.write_bytes(head + b"\0" * (1 << 17) + b"\xff")  # \xff: reading to the end fails otherwise
+    line = len(head.splitlines()) + 1
+    with pytest.raises(UserError, match=f"zeros.arpa:{line}: a line longer than"):
+        load_arpa(path)
+
+
+def test_reading_stops_at_the_first_line_that_is_not_arpa(tmp_path):
+    path = tmp_path / "bad.arpa"
+    # What follows the bad line is not even UTF-8: a reader that went on would fail there instead.
+    path.write_bytes(b"\\data\\\nngram 1=1\n\\1-grams:\nhello world\n" + b"-1 a\n" * 40000 + b"\xff\n")
+    with pytest.raises(UserError, match="bad.arpa:4: 'hello' is not a number"):
+        load_arpa(path)
+
+
+def test_a_long_preamble_is_not_an_arpa_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("asr.lm.arpa._LONGEST_PREAMBLE", 100)
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"some text of a corpus\n" * 1000 + b"\xff\n")  # \xff: as in the test above
+    with pytest.raises(UserError, match=r"corpus.txt:5: no \\data\\ header in the first 100 characters"):
+        load_arpa(path)
+
+
+def test_a_truncated_gzip_file_is_a_user_error(tmp_path):
+    path = tmp_path / "lm.arpa.gz"
+    path.write_bytes(gzip.compress(HAND_ARPA.encode())[:-20])
+    with pytest.raises(UserError, match="lm.arpa.gz: cannot read it as an ARPA file"):
+        load_arpa(path)
+
+
 def test_training_rejects_what_it_cannot_use():
     with pytest.raises(UserError):
         train_ngram([], order=2)
@@ -236,7 +304,7 @@ def reference_token_logs(lm, symbols, tokens):
 def test_token_scorer_matches_the_backoff_rule(order, dense_limit, cache_limit, monkeypatch):
     # dense_limit 0: rows are looked up as states come; cache_limit 50: the cache starts again often.
     if cache_limit is not None:
-        monkeypatch.setattr("asr.lm._RowCache.LIMIT", cache_limit)
+        monkeypatch.setattr("asr.lm.tables._RowCache.LIMIT", cache_limit)
     tokens = speech_characters()
     corpus = [list(" ".join(words)) for words in sentences(["the", "cat", "sat", "a", "mat"], 60, seed=5, max_length=5)]
     lm = train_ngram(corpus, order=order, vocabulary=tokens.symbols[1:])
@@ -274,7 +342,7 @@ def test_word_scorer_scores_words_at_spaces_and_the_end(dense, monkeypatch):
         scorer = NGramWordScorer(words, tokens.symbols, dense_limit=dense_limit)
         for text in texts:
             state = torch.tensor([scorer.initial_state()])
-            total, at_spaces = 0.0, []
+            total = 0.0
             for token in tokens.encode(list(text)):
                 log_p, state = scorer.score(state, torch.tensor([token]))
                 total += log_p.item()
@@ -376,3 +444,22 @@ def test_scorers_broadcast_states_against_tokens(kind):
     for i, state in enumerate(states):
         one_log_p, one_after = scorer.score(state.expand(len(ids)), ids)
         assert torch.equal(log_p[i], one_log_p) and torch.equal(after[i], one_after)
+
+
+def test_the_lm_does_not_import_the_decoder():
+    # The decoder may use an LM; the LM must not need the decoder (tuning the fusion is asr.fusion).
+    # The import statements are read too, so a lazy import inside a function counts.
+    package = Path(__file__).resolve().parents[1] / "asr" / "lm"
+    paths = sorted(package.glob("*.py"))
+    assert paths
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            assert not any(name.startswith("asr.decoding") or name == "asr.fusion" for name in names), path.name
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, asr.lm; print(sorted(m for m in sys.modules if m.startswith('asr.')))"],
+        capture_output=True, text=True, check=True, cwd=package.parents[1],
+    ).stdout
+    assert "asr.lm.scorers" in loaded and "asr.decoding" not in loaded and "asr.fusion" not in loaded
