@@ -142,6 +142,14 @@ def test_a_section_must_be_a_mapping(section, value):
         Config.from_dict({section: value}, "test.yaml")
 
 
+@pytest.mark.parametrize("text", ["model: [1, 2]\n", "train: 3\n"])
+def test_a_config_file_with_a_section_that_is_no_mapping_is_named(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=f"{path}: (model|train) must be a mapping of key: value, not "):
+        load_config(path)
+
+
 def test_the_whole_config_must_be_a_mapping():
     with pytest.raises(UserError, match="test.yaml: must be a mapping"):
         Config.from_dict([1, 2], "test.yaml")
@@ -181,12 +189,22 @@ def test_every_choice_is_accepted_and_saved_as_a_plain_string(key, value):
     assert type(saved) is str and saved == value
 
 
+@pytest.mark.parametrize("value", ["auto", "dark", "light"])
+def test_every_ink_is_accepted_and_saved_as_a_plain_string(value):
+    config = config_with("features.ink", value, IMAGE)
+    assert config.features.ink == value and type(config.to_dict()["features"]["ink"]) is str
+
+
 def test_the_choices_are_the_ones_the_code_knows():
-    from asr.config import TrainConfig, choices_of
+    from asr.config import DataConfig, ModelConfig, TrainConfig, choices_of
+    from asr.features import Normalizer
     assert choices_of(TrainConfig, "optimizer") == ["sgd", "adam"]
     assert choices_of(TrainConfig, "precision") == ["fp32", "bf16"]
-    for name in ("timit61", "speech-chars", "chars"):
+    assert choices_of(DataConfig, "tokens")[0] == ""  # the corpus's default
+    for name in choices_of(DataConfig, "tokens")[1:]:
         assert len(token_set(name, ["ab c"])) > 1
+    for mode in choices_of(ModelConfig, "normalize"):
+        assert Normalizer(3, mode).mode == mode
 
 
 def test_choices_still_compare_as_strings():
