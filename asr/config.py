@@ -33,7 +33,7 @@ import yaml
 
 from asr.atomic import write_text
 from asr.errors import UserError, file_error
-from asr.features import NORMALIZATIONS, FeatureConfig
+from asr.features import KINDS, NORMALIZATIONS, FeatureConfig
 
 # Choice fields are StrEnums (as deepspeech.pytorch's configs are Enums): a
 # misspelt value is refused when the file is read, before any data is, and the
@@ -73,7 +73,7 @@ class Tokens(StrEnum):
     chars = "chars"
 
 
-FEATURE_KINDS = ("fbank", "mfcc", "image")
+FEATURE_KINDS = (*KINDS, "image")  # the image kind picks ImageConfig
 DEVICE = {"pattern": r"auto|cpu|cuda(:\d+)?", "form": "auto, cpu, cuda or cuda:N"}
 
 
