@@ -10,12 +10,22 @@ A config file has four sections, each a dataclass::
 Every field has a default, so a file names only what differs. Command-line
 overrides use dotted keys (``train.lr=1e-3``). Every checkpoint carries its
 config as a plain dict (`Config.to_dict`), so a checkpoint alone rebuilds its model.
+
+Every value is checked when a config is read (`Config.from_dict`, which config
+files, overrides, checkpoints and ``train.py --dry-run`` all go through), before
+any data is: choice fields are StrEnums, numbers carry their bounds in their
+field's metadata (``min``, ``above``, ``max``, ``below``) and must be finite. A bad
+value is one line naming the source, the key, the value and the choices or bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
+import re
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -23,61 +33,107 @@ import yaml
 
 from asr.atomic import write_text
 from asr.errors import UserError, file_error
-from asr.features import FeatureConfig
+from asr.features import KINDS, NORMALIZATIONS, FeatureConfig
+
+# Choice fields are StrEnums (as deepspeech.pytorch's configs are Enums): a
+# misspelt value is refused when the file is read, before any data is, and the
+# code that compares `t.optimizer == "sgd"` still sees strings.
+
+
+class Optimizer(StrEnum):
+    sgd = "sgd"
+    adam = "adam"
+
+
+class LrSchedule(StrEnum):
+    constant = "constant"
+    plateau = "plateau"
+    exponential = "exponential"
+
+
+class SelectOn(StrEnum):
+    error = "error"  # dev PER/CER
+    loss = "loss"  # dev CTC loss
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # fp16 would need loss scaling, which training does not do
+
+
+Normalization = StrEnum("Normalization", {name: name for name in NORMALIZATIONS})
+
+
+class Tokens(StrEnum):
+    """The names `asr.tokens.token_set` knows; '' takes the corpus's default."""
+
+    corpus_default = ""
+    timit61 = "timit61"
+    speech_chars = "speech-chars"
+    chars = "chars"
+
+
+FEATURE_KINDS = (*KINDS, "image")  # the image kind picks ImageConfig
+DEVICE = {"pattern": r"auto|cpu|cuda(:\d+)?", "form": "auto, cpu, cuda or cuda:N"}
+
+
+def bounded(default: float, **bounds: float) -> Any:
+    """A number field that `_check` keeps within `bounds`: min=, above=, max=, below=."""
+    return field(default=default, metadata=bounds)
 
 
 @dataclass
 class ModelConfig:
     """The network: normalisation, stacked (B)LSTM, linear output (Graves et al. 2013)."""
 
-    hidden_size: int = 250
-    num_layers: int = 3
+    hidden_size: int = bounded(250, min=1)
+    num_layers: int = bounded(3, min=1)
     bidirectional: bool = True
     peepholes: bool = True
-    init_range: float = 0.1  # uniform [-r, r] initialisation, as in the paper
-    normalize: str = "global"  # global (training-set statistics) | utterance | none
+    init_range: float = bounded(0.1, above=0)  # uniform [-r, r] initialisation, as in the paper
+    normalize: Normalization = Normalization("global")  # training-set statistics | utterance | none
 
 
 @dataclass
 class DataConfig:
     """Which labels and splits a run uses."""
 
-    tokens: str = ""  # timit61 | speech-chars | chars; empty: the corpus's default
+    tokens: Tokens = Tokens.corpus_default  # timit61 | speech-chars | chars; empty: the corpus's default
     train_split: str = "train"
     dev_split: str = "dev"
     test_split: str = "test"
-    max_utterances: int = 0  # use only the first N training utterances (0: all)
-    num_workers: int = 0  # feature-extraction processes (0: in the main process)
+    max_utterances: int = bounded(0, min=0)  # use only the first N training utterances (0: all)
+    num_workers: int = bounded(0, min=0)  # feature-extraction processes (0: in the main process)
 
 
 @dataclass
 class TrainConfig:
     """Optimisation, early stopping and the machinery around it."""
 
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 1  # utterances per batch (per process with several GPUs)
-    max_frames: int = 0  # if > 0: batches of at most this many padded frames instead
-    grad_clip: float = 0.0  # max gradient norm (0: off)
-    lr_schedule: str = "constant"  # constant | plateau | exponential
-    lr_decay: float = 0.5  # factor for plateau and exponential
-    lr_patience: int = 2  # epochs without dev improvement before a plateau decay
-    max_epochs: int = 100
-    max_steps: int = 0  # stop after this many updates (0: no limit)
-    max_minutes: float = 0.0  # stop after this much training time (0: no limit)
-    patience: int = 10  # early stopping: epochs without dev improvement (0: off)
-    select_on: str = "error"  # what early stopping and best.pt follow: error (dev PER/CER) | loss (dev CTC loss)
-    weight_noise: float = 0.0  # Gaussian weight noise sigma from the start
+    optimizer: Optimizer = Optimizer.sgd
+    lr: float = bounded(1e-4, above=0)
+    momentum: float = bounded(0.9, min=0, below=1)
+    weight_decay: float = bounded(0.0, min=0)
+    batch_size: int = bounded(1, min=1)  # utterances per batch (per process with several GPUs)
+    max_frames: int = bounded(0, min=0)  # if > 0: batches of at most this many padded frames instead
+    grad_clip: float = bounded(0.0, min=0)  # max gradient norm (0: off)
+    lr_schedule: LrSchedule = LrSchedule.constant
+    lr_decay: float = bounded(0.5, above=0, max=1)  # factor for plateau and exponential
+    lr_patience: int = bounded(2, min=0)  # epochs without dev improvement before a plateau decay
+    max_epochs: int = bounded(100, min=1)
+    max_steps: int = bounded(0, min=0)  # stop after this many updates (0: no limit)
+    max_minutes: float = bounded(0.0, min=0)  # stop after this much training time (0: no limit)
+    patience: int = bounded(10, min=0)  # early stopping: epochs without dev improvement (0: off)
+    select_on: SelectOn = SelectOn.error  # what early stopping and best.pt follow
+    weight_noise: float = bounded(0.0, min=0)  # Gaussian weight noise sigma from the start
     noise_phase: bool = False  # Graves' second phase: restart from best with noise
-    noise_std: float = 0.075  # sigma of the second phase
-    precision: str = "fp32"  # fp32 | bf16 (autocast; GPU)
+    noise_std: float = bounded(0.075, min=0)  # sigma of the second phase
+    precision: Precision = Precision.fp32  # bf16: autocast (GPU)
     compile: bool = False  # torch.compile the model (GPU)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0
-    checkpoint_every: int = 200  # also save last.pt every N updates (0: only per epoch)
-    max_bad_steps: int = 5  # consecutive non-finite losses that stop the run
+    device: str = field(default="auto", metadata=DEVICE)  # whether CUDA exists is checked by training
+    seed: int = bounded(0, min=0)  # numpy refuses negative seeds
+    checkpoint_every: int = bounded(200, min=0)  # also save last.pt every N updates (0: only per epoch)
+    max_bad_steps: int = bounded(5, min=1)  # consecutive non-finite losses that stop the run
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -90,6 +146,11 @@ def feature_config_class(kind: str) -> type:
     return FeatureConfig
 
 
+def choices_of(cls: type, name: str) -> list[str]:
+    """The values a choice field of dataclass `cls` accepts, in their declared order."""
+    return [member.value for member in get_type_hints(cls)[name]]
+
+
 @dataclass
 class Config:
     features: Any = field(default_factory=FeatureConfig.graves2013)
@@ -98,19 +159,25 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain dicts of plain values: checkpoints are read with torch.load(weights_only=True)
+        and YAML with safe_load, and neither may meet our enum classes."""
+        return dataclasses.asdict(self, dict_factory=lambda items: {k: _plain(v) for k, v in items})
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
+        """The config `data` describes, every value checked; `source` names it in errors."""
+        data = _mapping(data, source, "")
         unknown = set(data) - {"features", *SECTIONS}
         if unknown:
-            raise UserError(f"{source}: unknown section(s) {sorted(unknown)}; "
+            raise UserError(f"{source}: unknown section(s) {sorted(map(str, unknown))}; "
                             f"sections are features, {', '.join(SECTIONS)}")
-        features = data.get("features") or {}
-        feature_class = feature_config_class(features.get("kind", "fbank"))
-        sections = {name: _build(section, data.get(name) or {}, f"{source}: {name}")
+        features = _mapping(data.get("features"), source, "features")
+        kind = features.get("kind", "fbank")
+        if kind not in FEATURE_KINDS:
+            raise UserError(f"{source}: features.kind={kind!r} is not one of: {', '.join(FEATURE_KINDS)}")
+        sections = {name: _build(section, _mapping(data.get(name), source, name), source, name)
                     for name, section in SECTIONS.items()}
-        return cls(features=_build(feature_class, features, f"{source}: features"), **sections)
+        return cls(features=_build(feature_config_class(kind), features, source, "features"), **sections)
 
     def override(self, assignments: list[str]) -> "Config":
         """A copy with ``section.key=value`` assignments applied (values parsed as YAML)."""
@@ -125,6 +192,20 @@ class Config:
         return Config.from_dict(data, "overrides")
 
 
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _mapping(value: Any, source: str, section: str) -> dict:
+    """A section's key: value pairs; an empty section (None) means every default."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        what = f"{section} must be a mapping of key: value" if section else "must be a mapping of sections"
+        raise UserError(f"{source}: {what}, not {value!r}")
+    return value
+
+
 def _coerce(value: Any, kind: type, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -133,18 +214,46 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
             return float(value)  # YAML 1.1 reads '1e-4' as a string
         except ValueError:
             pass
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(value)
+        except ValueError:
+            choices = ", ".join(member.value or "''" for member in kind)
+            raise UserError(f"{where}={value!r} is not one of: {choices}") from None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise UserError(f"{where}: expected {kind.__name__}, got {value!r}")
     return value
 
 
-def _build(cls: type, values: dict, where: str):
+BOUNDS = {"min": (operator.ge, "at least"), "above": (operator.gt, "above"),
+          "max": (operator.le, "at most"), "below": (operator.lt, "below")}
+
+
+def _check(value: Any, kind: type, metadata: dict, where: str) -> Any:
+    """`value` as a `kind`, refused with a message naming `where` if it is out of its field's bounds."""
+    value = _coerce(value, kind, where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}={value!r} must be a finite number")
+    for bound, (within, words) in BOUNDS.items():
+        if bound in metadata and not within(value, metadata[bound]):
+            raise UserError(f"{where}={value!r} must be {words} {metadata[bound]}")
+    if "pattern" in metadata and not re.fullmatch(metadata["pattern"], value):
+        raise UserError(f"{where}={value!r} must be {metadata['form']}")
+    return value
+
+
+def _build(cls: type, values: dict, source: str, section: str):
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
     if unknown:
-        raise UserError(f"{where}: unknown key(s) {sorted(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+        raise UserError(f"{source}: {section}: unknown key(s) {sorted(map(str, unknown))}; "
+                        f"known: {', '.join(sorted(fields))}")
+    checked = {k: _check(v, hints[k], fields[k].metadata, f"{source}: {section}.{k}") for k, v in values.items()}
+    try:
+        return cls(**checked)
+    except UserError as error:  # the settings' joint checks (e.g. hop <= window) know no file
+        raise UserError(f"{source}: {error}") from None
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:

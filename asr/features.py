@@ -41,7 +41,8 @@ model's state_dict so that decoding normalises as training did.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import torch
 from torch import nn
@@ -50,6 +51,9 @@ from asr.errors import UserError
 
 KINDS = ("fbank", "mfcc")
 WINDOWS = ("hamming", "povey", "hann")
+# Enum-typed, so that a config file's misspelling is refused when it is read (asr/config.py).
+FeatureKind = StrEnum("FeatureKind", {name: name for name in KINDS})
+Window = StrEnum("Window", {name: name for name in WINDOWS})
 NORMALIZATIONS = ("global", "utterance", "none")
 # Frames per step of the spectral pipeline, by device type. On a CPU, steps
 # whose intermediates fit in the L2 cache run ~2x faster than one big step
@@ -73,27 +77,28 @@ class FeatureConfig:
     times fewer, k times wider frames (e.g. to halve LSTM time with k = 2).
     """
 
-    kind: str = "fbank"
-    sample_rate: int = 16000
-    n_mels: int = 40
-    n_mfcc: int = 12
+    # metadata: the bounds asr/config.py checks a config file's values against
+    kind: FeatureKind = FeatureKind.fbank
+    sample_rate: int = field(default=16000, metadata={"min": 1})
+    n_mels: int = field(default=40, metadata={"min": 1})
+    n_mfcc: int = field(default=12, metadata={"min": 1})
     energy: bool = True
-    deltas: int = 2
-    delta_window: int = 2
-    win_ms: float = 25.0
-    hop_ms: float = 10.0
-    preemphasis: float = 0.97
-    window: str = "hamming"
+    deltas: int = field(default=2, metadata={"min": 0, "max": 2})
+    delta_window: int = field(default=2, metadata={"min": 1})
+    win_ms: float = field(default=25.0, metadata={"above": 0})
+    hop_ms: float = field(default=10.0, metadata={"above": 0})
+    preemphasis: float = field(default=0.97, metadata={"min": 0, "max": 1})
+    window: Window = Window.hamming
     remove_dc_offset: bool = True
-    low_freq: float = 20.0
+    low_freq: float = field(default=20.0, metadata={"min": 0})
     high_freq: float = 0.0
-    lifter: float = 22.0
-    dither: float = 0.0
-    stack: int = 1
+    lifter: float = field(default=22.0, metadata={"min": 0})
+    dither: float = field(default=0.0, metadata={"min": 0})
+    stack: int = field(default=1, metadata={"min": 1})
 
     def __post_init__(self) -> None:
-        def bad(field: str, why: str) -> UserError:
-            return UserError(f"feature setting {field}={getattr(self, field)!r} {why}")
+        def bad(name: str, why: str) -> UserError:
+            return UserError(f"feature setting {name}={getattr(self, name)!r} {why}")
 
         if self.kind not in KINDS:
             raise bad("kind", f"is not one of {', '.join(KINDS)}")
@@ -101,9 +106,9 @@ class FeatureConfig:
             raise bad("window", f"is not one of {', '.join(WINDOWS)}")
         if self.deltas not in (0, 1, 2):
             raise bad("deltas", "must be 0 (none), 1 (deltas) or 2 (deltas and delta-deltas)")
-        for field in ("sample_rate", "n_mels", "delta_window", "stack"):
-            if getattr(self, field) < 1:
-                raise bad(field, "must be at least 1")
+        for name in ("sample_rate", "n_mels", "delta_window", "stack"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
         if self.kind == "mfcc" and not 1 <= self.n_mfcc < self.n_mels:
             raise bad("n_mfcc", f"must lie in 1..{self.n_mels - 1} (n_mels - 1: c0 is not kept)")
         if not 0 < self.hop_ms <= self.win_ms or self.frame_shift < 1:

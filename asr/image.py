@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from asr.errors import UserError, file_error
 
 INK_POLARITIES = ("auto", "dark", "light")
+Ink = StrEnum("Ink", {name: name for name in INK_POLARITIES})  # a choice, checked when a config is read
 
 
 @dataclass
@@ -51,14 +53,15 @@ class ImageConfig:
         checkpoint) that the model reads images rather than audio.
     """
 
+    # metadata: the bounds asr/config.py checks a config file's values against
     kind: str = "image"
-    height: int = 48
+    height: int = field(default=48, metadata={"min": 2})
     binarize: bool = False
     slant_correction: bool = True
-    window: int = 1
-    stride: int = 1
-    margin: int = 2
-    ink: str = "auto"
+    window: int = field(default=1, metadata={"min": 1})
+    stride: int = field(default=1, metadata={"min": 1})
+    margin: int = field(default=2, metadata={"min": 0})
+    ink: Ink = Ink.auto
 
     def __post_init__(self) -> None:
         if self.kind != "image":
