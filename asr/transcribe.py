@@ -7,7 +7,8 @@
 
 Audio longer than ``chunk_seconds`` is read, featurised and run through the
 network a chunk at a time, each chunk with ``context_seconds`` of audio on both
-sides that the network sees but whose outputs are dropped; the label posteriors
+sides that the network sees but whose outputs are dropped (the front end,
+`asr.frontend`, cuts the input into these pieces; a line image is one); the label posteriors
 are decoded in segments cut where the blank is most probable, so memory stays
 bounded whatever the length of the file. A file shorter than one chunk goes
 through in one piece.
