@@ -60,8 +60,6 @@ def check_args(args: argparse.Namespace) -> None:
                                ("--workers", args.workers, 0)):
         if value < least:
             raise UserError(f"{flag} {value}: must be at least {least}")
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"{args.out}: is a file, but --out names the folder for the results; give a folder")
 
 
 def choose_device(name: str) -> str:

@@ -21,6 +21,7 @@ from asr.atomic import write_text
 from asr.corpora.base import Utterance
 from asr.corpora.batching import length_batches
 from asr.dataset import compute_features
+from asr.errors import file_error
 from asr.metrics import ErrorCounts, char_errors, phone_errors, word_errors
 from asr.tokens import TokenSet, normalize_speech_text
 from asr.transcribe import best_paths, json_text
@@ -112,8 +113,7 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
 
     The summary is written before the plot, so an evaluation whose plot fails still leaves its numbers.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     tokens = transcriber.tokens
     started = time.perf_counter()
     features, usable, errors = usable_features(transcriber, utterances, num_workers, log)
@@ -147,6 +147,17 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
         summary["plot"] = str(plot_utterance(transcriber, utterances[wanted], features[wanted], kept[wanted], out))
         write_text(out / "summary.json", json_text(summary, indent=2) + "\n")
     return summary
+
+
+def output_folder(out: str | os.PathLike) -> Path:
+    """`out`, made if missing; checked before the decoding, so a bad name costs no work."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise file_error(out, f"cannot be made a folder for the results ({error.strerror})",
+                         "Give a folder that is not a file and lies in a writable place") from None
+    return out
 
 
 # Frames plotted at most (30 s of 10 ms frames): the plot force-aligns what it shows, and the
