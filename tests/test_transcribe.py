@@ -215,3 +215,21 @@ def test_the_summary_is_written_before_the_plot(transcriber, tiny_timit, tmp_pat
         evaluate(transcriber, read_timit(tiny_timit, "test"), tmp_path, log=lambda m: None)
     assert json.loads((tmp_path / "summary.json").read_text())["utterances"] == 8
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 8
+
+
+def test_summary_and_results_are_strict_json(transcriber, tiny_timit, tmp_path):
+    """An utterance with no reference labels but a decoded one has an infinite error rate; JSON has no
+    Infinity, so the files hold null there."""
+    from asr.corpora.base import Utterance
+
+    path = read_timit(tiny_timit, "test")[0].path
+    summary = evaluate(transcriber, [Utterance("unlabelled", path, "")], tmp_path, log=lambda m: None)
+    assert summary["per"]["rate"] == float("inf")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    written = json.loads((tmp_path / "summary.json").read_text(), parse_constant=refuse)
+    result = json.loads((tmp_path / "results.jsonl").read_text(), parse_constant=refuse)
+    assert written["per"]["rate"] is None and result["per"]["rate"] is None
+    assert written["per"]["insertions"] > 0
