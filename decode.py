@@ -11,17 +11,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
 import sys
 from pathlib import Path
 
 from asr.cli import run
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".sph", ".nist", ".aiff", ".aif", ".au", ".mp3"}
-RAW_SUFFIXES = {".raw", ".pcm"}
+from asr.errors import UserError
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", help="audio or image files, or folders of them")
     parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: the shipped "
@@ -47,13 +46,40 @@ def parse_args() -> argparse.Namespace:
     test.add_argument("--plot-utterance", help="id of the utterance to plot (default: the first)")
     test.add_argument("--tune-lm", action="store_true", help="grid-search --lm's weight and insertion bonus on "
                                                             "--test-set (use the dev split) and print the best")
-    return parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse values that would fail deep inside, or silently do something else than asked."""
+    if not (math.isfinite(args.chunk_seconds) and args.chunk_seconds > 0):
+        raise UserError(f"--chunk-seconds {args.chunk_seconds:g}: give a positive number of seconds, e.g. 30")
+    for flag, value in (("--lm-weight", args.lm_weight), ("--insertion-bonus", args.insertion_bonus)):
+        if not math.isfinite(value):
+            raise UserError(f"{flag} {value:g}: give a finite number, e.g. 0.5")
+    for flag, value, least in (("--beam", args.beam, 1), ("--batch-size", args.batch_size, 1),
+                               ("--workers", args.workers, 0)):
+        if value < least:
+            raise UserError(f"{flag} {value}: must be at least {least}")
 
 
 def choose_device(name: str) -> str:
+    """The torch device for --device; one that this machine lacks is a user error, not a CUDA traceback."""
     import torch
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"numbered from 0; use cuda:0")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: not supported; use auto, cpu, cuda or cuda:N")
+    return name
 
 
 def make_transcriber(args: argparse.Namespace, lm_weight: float | None = None):
@@ -67,11 +93,8 @@ def make_transcriber(args: argparse.Namespace, lm_weight: float | None = None):
                                        insertion_bonus=args.insertion_bonus, chunk_seconds=args.chunk_seconds)
 
 
-def input_files(inputs: list[str], modality: str, raw: bool) -> list[Path]:
-    """The files named, and the readable files inside the folders named (sorted)."""
-    from asr.frontend import IMAGE_SUFFIXES
-
-    suffixes = IMAGE_SUFFIXES if modality == "image" else AUDIO_SUFFIXES | (RAW_SUFFIXES if raw else set())
+def input_files(inputs: list[str], suffixes: frozenset[str]) -> list[Path]:
+    """The files named, and the files inside the folders named that have one of `suffixes` (sorted)."""
     files = []
     for name in inputs:
         path = Path(name)
@@ -86,7 +109,7 @@ def format_result(path: str, result, output_format: str) -> str:
     if output_format == "text":
         return f"{path}\t{result.text}"
     if output_format == "json":
-        return json.dumps({"file": path, **result.to_dict()})
+        return result.to_json(file=path)
     utterance = Path(path).stem
     return "\n".join(f"{utterance} 1 {s.start:.3f} {s.end - s.start:.3f} {s.label if s.label != ' ' else '<space>'} "
                      f"{s.confidence:.3f}" for s in result.segments)
@@ -94,10 +117,11 @@ def format_result(path: str, result, output_format: str) -> str:
 
 def transcribe(args: argparse.Namespace) -> int:
     transcriber = make_transcriber(args)
-    files = input_files(args.inputs, transcriber.frontend.modality, bool(args.raw_rate))
+    suffixes = transcriber.frontend.suffixes
+    files = input_files(args.inputs, suffixes)
     if not files:
-        from asr.errors import UserError
-        raise UserError(f"no {transcriber.frontend.modality} files found in {' '.join(args.inputs)}")
+        raise UserError(f"no {transcriber.frontend.modality} files ({', '.join(sorted(suffixes))}) found in "
+                        f"{' '.join(args.inputs)}")
     failed = 0
     for path, result in transcriber.transcribe_files(files):
         if isinstance(result, Exception):
@@ -118,7 +142,6 @@ def test_split(args: argparse.Namespace, transcriber):
     corpus = open_corpus(args.test_set)
     split = args.split or transcriber.config.data.test_split
     if split not in corpus.splits:
-        from asr.errors import UserError
         raise UserError(f"{args.test_set}: no split {split!r}; it has {', '.join(corpus.splits)}")
     return corpus, split, corpus.read(split)
 
@@ -150,7 +173,6 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def tune_lm(args: argparse.Namespace) -> int:
-    from asr.errors import UserError
     from asr.evaluation import tune_language_model
 
     if not args.lm or not args.test_set:
@@ -167,10 +189,9 @@ def tune_lm(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
-    args = parse_args()
-    from asr.errors import UserError
-
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_args(args)
     if args.tune_lm:
         return tune_lm(args)
     if args.test_set:
@@ -180,5 +201,19 @@ def main() -> int:
     return transcribe(args)
 
 
+def run_quietly_into_a_pipe(main) -> None:
+    """`asr.cli.run`, ending quietly when whoever reads the output stops early (``decode.py ... | head``).
+
+    As the Python docs advise (signal module, "Note on SIGPIPE"): standard output goes to
+    /dev/null, so that flushing it at exit raises no second BrokenPipeError, then exit 1.
+    """
+    try:
+        run(main)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    run(main)
+    run_quietly_into_a_pipe(main)

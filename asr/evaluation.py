@@ -8,12 +8,12 @@ in length-sorted batches and writes per-utterance results, a summary and a plot.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -21,8 +21,10 @@ from asr.atomic import write_text
 from asr.corpora.base import Utterance
 from asr.corpora.batching import length_batches
 from asr.dataset import compute_features
+from asr.errors import file_error
 from asr.metrics import ErrorCounts, char_errors, phone_errors, word_errors
 from asr.tokens import TokenSet, normalize_speech_text
+from asr.transcribe import best_paths, json_text
 
 
 def primary_metric(tokens: TokenSet) -> str:
@@ -67,42 +69,68 @@ def corpus_counts(tokens: TokenSet, references: Sequence[str],
 
 
 def write_jsonl(records: Sequence[dict], path: Path) -> None:
-    write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_text(path, "".join(json_text(r) + "\n" for r in records))
 
 
-def posterior_batches(transcriber, utterances: Sequence[Utterance], batch_size: int, num_workers: int, log=print):
-    """Features of every utterance (None where its file failed, errors logged) and a generator of
-    (utterance indices, log posteriors (B, T, V), lengths) over length-sorted batches."""
+Forward = Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int, forward: Forward,
+                   desc: str = "") -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """(item indices, log posteriors (B, T, V), lengths) over batches of similar length (little padding);
+    `forward(indices)` computes the posteriors of those items. `desc` shows a progress bar."""
+    batches = length_batches(lengths, batch_size)
+    if desc:
+        batches = tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=1.0)
+    for indices in batches:
+        yield (indices, *forward(indices))
+
+
+def decode_sorted(lengths: Sequence[int], batch_size: int, forward: Forward, decode=best_paths,
+                  desc: str = "") -> list[list[int]]:
+    """Label ids for every item, decoded in length-sorted batches: dev scoring in training and
+    test-set evaluation both decode this way. `decode(log_probs, lengths)` gives the ids of each
+    row (default: best path)."""
+    hypotheses: list[list[int]] = [[] for _ in lengths]
+    for indices, log_probs, batch_lengths in sorted_batches(lengths, batch_size, forward, desc):
+        for index, ids in zip(indices, decode(log_probs, batch_lengths), strict=True):
+            hypotheses[index] = ids
+    return hypotheses
+
+
+def usable_features(transcriber, utterances: Sequence[Utterance], num_workers: int, log=print):
+    """Features of every utterance (None where its file failed, errors logged), the indices of
+    those with features, and the error messages."""
     features, errors = compute_features(utterances, transcriber.frontend, num_workers, desc="test features")
     for error in errors:
         log(f"error: {error}")
-    usable = [i for i, f in enumerate(features) if f is not None and len(f)]
-
-    def batches():
-        for batch in tqdm(length_batches([len(features[i]) for i in usable], batch_size), desc="decoding",
-                          unit="batch", leave=False, mininterval=1.0):
-            indices = [usable[j] for j in batch]
-            yield (indices, *transcriber.log_probs([features[i] for i in indices]))
-
-    return features, usable, errors, batches()
+    return features, [i for i, f in enumerate(features) if f is not None and len(f)], errors
 
 
 def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLike, batch_size: int = 16,
              num_workers: int = 0, plot_id: str | None = None, log=print) -> dict:
-    """Decode `utterances`, score them, write ``results.jsonl``, ``summary.json`` and a plot to `out`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Decode `utterances`, score them, write ``results.jsonl`` and ``summary.json`` to `out`, then a plot.
+
+    The summary is written before the plot, so an evaluation whose plot fails still leaves its numbers.
+    """
+    out = output_folder(out)
     tokens = transcriber.tokens
     started = time.perf_counter()
-    features, usable, errors, batches = posterior_batches(transcriber, utterances, batch_size, num_workers, log)
+    features, usable, errors = usable_features(transcriber, utterances, num_workers, log)
     wanted = next((i for i in usable if utterances[i].id == plot_id), usable[0] if usable else None)
-    hypotheses: dict[int, list[int]] = {}
-    posteriors: dict[int, torch.Tensor] = {}
-    for indices, log_probs, lengths in batches:
-        for index, (ids, _), lp, n in zip(indices, transcriber.decode(log_probs, lengths), log_probs, lengths):
-            hypotheses[index] = ids
-            if index == wanted:
-                posteriors[index] = lp[:n]
+    kept: dict[int, torch.Tensor] = {}
+
+    def forward(positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = [usable[j] for j in positions]
+        log_probs, lengths = transcriber.log_probs([features[i] for i in indices])
+        if wanted in indices:
+            row = indices.index(wanted)  # only what the plot shows, copied: the batch is not kept alive
+            kept[wanted] = log_probs[row, : min(int(lengths[row]), PLOT_FRAMES)].clone()
+        return log_probs, lengths
+
+    decoded = decode_sorted([len(features[i]) for i in usable], batch_size, forward,
+                            lambda lp, n: [ids for ids, _ in transcriber.decode(lp, n)], desc="decoding")
+    hypotheses = dict(zip(usable, decoded))
     seconds = time.perf_counter() - started
     references = {i: reference_text(tokens, utterances[i]) for i in usable}
     results = []
@@ -112,16 +140,59 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
                         "hypothesis": tokens.to_text(hypotheses[i]),
                         **{name: c.to_dict() for name, c in counts.items()}})
     totals = corpus_counts(tokens, [references[i] for i in usable], [hypotheses[i] for i in usable])
-    summary = summarise(transcriber, features, usable, totals, seconds, errors)
+    summary = summarise(transcriber, sum(len(features[i]) for i in usable), len(usable), totals, seconds, errors)
     write_jsonl(results, out / "results.jsonl")
+    write_text(out / "summary.json", json_text(summary, indent=2) + "\n")
     if wanted is not None:
-        from asr.plots import plot_posteriors  # noqa: PLC0415 (matplotlib only when plotting)
-        utterance = utterances[wanted]
-        plot_posteriors(transcriber, utterance, features[wanted], posteriors[wanted], hypotheses[wanted],
-                        out / f"{utterance.id}.png")
-        summary["plot"] = str(out / f"{utterance.id}.png")
-    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary["plot"] = str(plot_utterance(transcriber, utterances[wanted], features[wanted], kept[wanted], out))
+        write_text(out / "summary.json", json_text(summary, indent=2) + "\n")
     return summary
+
+
+def output_folder(out: str | os.PathLike) -> Path:
+    """`out`, made if missing; checked before the decoding, so a bad name costs no work."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise file_error(out, f"cannot be made a folder for the results ({error.strerror})",
+                         "Give a folder that is not a file and lies in a writable place") from None
+    return out
+
+
+# Frames plotted at most (30 s of 10 ms frames): the plot force-aligns what it shows, and the
+# alignment of a one-hour utterance would need more memory than a machine has.
+PLOT_FRAMES = 3000
+
+
+def plot_utterance(transcriber, utterance: Utterance, features: torch.Tensor, log_probs: torch.Tensor,
+                   out: Path) -> Path:
+    """Plot the start of `utterance` (at most `PLOT_FRAMES` frames of its posteriors `log_probs`) to
+    ``out/<id>.png``; the decoded labels shown are those of the plotted frames."""
+    from asr.plots import plot_posteriors  # noqa: PLC0415 (matplotlib only when plotting)
+
+    frontend, tokens = transcriber.frontend, transcriber.tokens
+    log_probs = log_probs[:PLOT_FRAMES]
+    frames = len(log_probs)
+    (ids, _), = transcriber.decode(log_probs[None], torch.tensor([frames]))
+    edges = np.array([frontend.frame_edge(t) for t in range(frames + 1)])
+    end = float(edges[-1])
+    reference = [(label, start, min(stop, end)) for label, start, stop in frontend.reference_segments(utterance)
+                 if start < end]
+    shown = "" if frames == len(features) else f" (the first {end:g} {frontend.unit} of " \
+                                                    f"{frontend.frame_edge(len(features)):g})"
+    title = (f"{utterance.id}{shown}\ndecoded: {shorten(tokens.to_text(ids))}\n"
+             f"reference: {shorten(reference_text(tokens, utterance))}")
+    path = out / f"{utterance.id}.png"
+    plot_posteriors(path, title=title, picture=frontend.picture(features[:frames]), edges=edges,
+                    posteriors=log_probs.exp().numpy(), symbols=tokens.symbols,
+                    decoded=[(s.label, s.start, s.end) for s in transcriber.segments(log_probs, ids)],
+                    reference=reference)
+    return path
+
+
+def shorten(text: str, limit: int = 150) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size: int = 16, batch_size: int = 16,
@@ -130,9 +201,15 @@ def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size:
     from asr.fusion import tune_fusion  # noqa: PLC0415
 
     tokens, metric = transcriber.tokens, primary_metric(transcriber.tokens)
-    _, usable, _, batches = posterior_batches(transcriber, utterances, batch_size, num_workers, log)
+    features, usable, _ = usable_features(transcriber, utterances, num_workers, log)
+
+    def forward(positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return transcriber.log_probs([features[usable[j]] for j in positions])
+
     order, log_probs, lengths = [], [], []
-    for indices, batch_log_probs, batch_lengths in batches:
+    for positions, batch_log_probs, batch_lengths in sorted_batches([len(features[i]) for i in usable], batch_size,
+                                                                    forward, desc="decoding"):
+        indices = [usable[j] for j in positions]
         order += indices
         log_probs.append(batch_log_probs)
         lengths.append(batch_lengths)
@@ -148,17 +225,15 @@ def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size:
                        beam_size=beam_size, **grid)
 
 
-def summarise(transcriber, features, usable, totals, seconds, errors) -> dict:
-    step = transcriber.frame_step
-    frames = sum(len(features[i]) for i in usable)
-    summary = {"utterances": len(usable), "failed": len(errors), "decode_seconds": seconds,
+def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: float, errors: list) -> dict:
+    summary = {"utterances": utterances, "failed": len(errors), "decode_seconds": seconds,
                "beam_size": transcriber.beam_size, "lm_weight": transcriber.lm_weight if transcriber.lm else None,
                **{name: c.to_dict() for name, c in totals.items()}}
-    if transcriber.frontend.modality == "audio":
-        audio_seconds = frames * step / transcriber.config.features.sample_rate
-        summary.update(audio_seconds=audio_seconds, real_time_factor=seconds / max(audio_seconds, 1e-9))
+    input_seconds = transcriber.frontend.seconds(frames)
+    if input_seconds is None:  # line images have no duration to compare the decoding time with
+        summary.update(seconds_per_line=seconds / max(utterances, 1))
     else:
-        summary.update(seconds_per_line=seconds / max(len(usable), 1))
+        summary.update(audio_seconds=input_seconds, real_time_factor=seconds / max(input_seconds, 1e-9))
     return summary
 
 

@@ -1,11 +1,17 @@
 """Figures people would rather see than read: training curves, and (in decoding)
-an utterance's spectrogram with its label posteriors and decoded segments."""
+an utterance's spectrogram with its label posteriors and decoded segments.
+
+The functions take plain data (arrays, (label, start, end) triples, strings), so
+they need neither a model nor the evaluation code that computes what they show.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 from asr.atomic import atomic_path
 
@@ -56,45 +62,40 @@ def _segment_row(axis, segments, y: float, colour: str) -> None:
         axis.text((start + end) / 2, y, label, ha="center", va="center", fontsize=7, clip_on=True)
 
 
-def plot_posteriors(transcriber, utterance, features, log_probs, hypothesis, path: str | Path) -> None:
-    """An utterance's spectrogram (or line image), its per-frame label posteriors,
-    and the decoded segments beneath, with the reference segments where the corpus has them."""
-    import torch  # noqa: PLC0415
+def plot_posteriors(path: str | Path, *, title: str, picture: tuple, edges: np.ndarray, posteriors: np.ndarray,
+                    symbols: Sequence[str], decoded: Sequence[tuple], reference: Sequence[tuple] = ()) -> None:
+    """An input's picture (spectrogram or line image), its per-frame label posteriors, and
+    the decoded segments beneath, with the reference segments where the corpus has them.
 
-    from asr.evaluation import reference_text  # noqa: PLC0415 (evaluation imports this module lazily)
-
-    tokens, config = transcriber.tokens, transcriber.config.features
-    frames = len(log_probs)
-    left, right = transcriber.frame_edge(0), transcriber.frame_edge(frames)
-    unit = "columns" if transcriber.frontend.modality == "image" else "s"
+    picture: (pixels (rows, T), y label, origin of row 0 "lower"/"upper", colour map, x label).
+    edges: the T + 1 frame edges in the input's unit (frame t spans edges[t] to edges[t + 1]).
+    posteriors: (T, V) label probabilities, blank first; symbols: the V label names.
+    decoded, reference: (label, start, end) triples in the input's unit.
+    """
+    pixels, ylabel, origin, cmap, xlabel = picture
+    frames = len(posteriors)
+    left, right = float(edges[0]), float(edges[-1])
+    times = (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(max(8, min(24, frames / 25)), 7.5), sharex=True,
                                                  gridspec_kw={"height_ratios": [3, 2, 1.3]})
-    # The first mel channels (no deltas), or a frame's first column of pixels (no window overlap).
-    rows = {"fbank": getattr(config, "n_mels", 0), "image": getattr(config, "height", 0)}.get(config.kind)
-    rows = rows or features.shape[1]
-    picture = features[:, :rows].T.numpy()
-    top.imshow(picture, aspect="auto", origin="lower" if unit == "s" else "upper", extent=(left, right, 0, rows),
-               cmap="magma" if unit == "s" else "gray_r", interpolation="nearest")
-    title = f"{utterance.id}\ndecoded: {tokens.to_text(hypothesis)}\nreference: {reference_text(tokens, utterance)}"
-    top.set(ylabel="mel channel" if unit == "s" else "row")
+    top.imshow(pixels, aspect="auto", origin=origin, extent=(left, right, 0, len(pixels)), cmap=cmap,
+               interpolation="nearest")
+    top.set(ylabel=ylabel)
     top.set_title(title, fontsize=9, loc="left")
-    times = [transcriber.frame_edge(t + 0.5) for t in range(frames)]
-    probabilities = log_probs.exp()
-    middle.fill_between(times, probabilities[:, 0].numpy(), color="lightgray", label="blank", step="mid")
-    for token in torch.nonzero(probabilities[:, 1:].max(0).values > 0.3).flatten().tolist():
-        curve = probabilities[:, token + 1]
-        middle.plot(times, curve.numpy(), linewidth=1)
+    middle.fill_between(times, posteriors[:, 0], color="lightgray", label="blank", step="mid")
+    for token in np.flatnonzero(posteriors[:, 1:].max(0) > 0.3) + 1:
+        curve = posteriors[:, token]
+        middle.plot(times, curve, linewidth=1)
         peak = int(curve.argmax())
-        middle.text(times[peak], float(curve[peak]) + 0.03, tokens.symbols[token + 1], fontsize=7, ha="center")
+        middle.text(times[peak], float(curve[peak]) + 0.03, symbols[token], fontsize=7, ha="center")
     middle.set(ylabel="posterior", ylim=(0, 1.15))
     middle.legend(loc="upper right", fontsize=7)
-    decoded = [(s.label if s.label != " " else "␣", s.start, s.end) for s in transcriber.segments(log_probs, hypothesis)]
-    _segment_row(bottom, decoded, 1, "tab:blue")
+    _segment_row(bottom, [(label if label != " " else "␣", start, end) for label, start, end in decoded], 1,
+                 "tab:blue")
     names = ["decoded"]
-    if utterance.phones and unit == "s":
-        rate = config.sample_rate
-        _segment_row(bottom, [(p.label, p.start / rate, p.end / rate) for p in utterance.phones], 0, "tab:green")
+    if reference:
+        _segment_row(bottom, reference, 0, "tab:green")
         names = ["reference", "decoded"]
     bottom.set(yticks=range(2 - len(names), 2), yticklabels=names, ylim=(-0.6, 1.6), xlim=(left, right),
-               xlabel=f"time ({unit})" if unit == "s" else "column")
+               xlabel=xlabel)
     save_figure(figure, path)

@@ -38,13 +38,12 @@ from asr.atomic import write_text
 from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
-from asr.corpora.batching import LengthBatchSampler, length_batches
+from asr.corpora.batching import LengthBatchSampler
 from asr.dataset import Batch, FeatureDataset
-from asr.decoding import greedy
 from asr.errors import UserError
-from asr.evaluation import corpus_counts, primary_metric
+from asr.evaluation import corpus_counts, decode_sorted, primary_metric
 from asr.features import FeatureStats
-from asr.frontend import Frontend
+from asr.frontend import frontend_for
 from asr.model import CTCModel
 from asr.plots import plot_training_curves
 from asr.tokens import TokenSet, token_set
@@ -164,10 +163,8 @@ class Trainer:
     def _load_data(self, payload: dict | None) -> None:
         config = self.config
         corpus = open_corpus(self.data_path)
-        frontend = Frontend(config.features)
-        if corpus.modality != frontend.modality:
-            raise UserError(f"{self.data_path}: the corpus holds {corpus.modality} but features.kind="
-                            f"{config.features.kind} reads {frontend.modality}; use a config for {corpus.modality}")
+        frontend = frontend_for(config.features)
+        frontend.check_corpus(corpus.modality, self.data_path)
         train = corpus.read(config.data.train_split)
         if config.data.max_utterances:
             train = train[: config.data.max_utterances]
@@ -362,17 +359,20 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, dataset: FeatureDataset, batch_size: int = 32) -> dict:
-        """Dev loss per utterance and greedy error rates."""
+        """Dev loss per utterance and best-path error rates."""
         self.model.eval()
-        loss, hypotheses = 0.0, [None] * len(dataset)
-        for indices in length_batches(dataset.lengths, batch_size):
+        loss = 0.0
+
+        def forward(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal loss
             batch = dataset.batch(indices).to(self.device)
             with self.autocast():
-                log_probs = self.model(batch.features, batch.lengths)
-            loss += F.ctc_loss(log_probs.float().transpose(0, 1), batch.targets, batch.lengths,
-                               batch.target_lengths, blank=0, reduction="sum", zero_infinity=True).item()
-            for index, hypothesis in zip(indices, [h.tokens for h in greedy(log_probs.float().cpu(), batch.lengths)]):
-                hypotheses[index] = hypothesis
+                log_probs = self.model(batch.features, batch.lengths).float()
+            loss += F.ctc_loss(log_probs.transpose(0, 1), batch.targets, batch.lengths, batch.target_lengths,
+                               blank=0, reduction="sum", zero_infinity=True).item()
+            return log_probs.cpu(), batch.lengths
+
+        hypotheses = decode_sorted(dataset.lengths, batch_size, forward)
         references = [self.tokens.to_text(t.tolist()) for t in dataset.targets]
         counts = corpus_counts(self.tokens, references, hypotheses)
         return {"loss": loss / len(dataset), **{name: c.rate for name, c in counts.items()}}

@@ -7,7 +7,8 @@
 
 Audio longer than ``chunk_seconds`` is read, featurised and run through the
 network a chunk at a time, each chunk with ``context_seconds`` of audio on both
-sides that the network sees but whose outputs are dropped; the label posteriors
+sides that the network sees but whose outputs are dropped (the front end,
+`asr.frontend`, cuts the input into these pieces; a line image is one); the label posteriors
 are decoded in segments cut where the blank is most probable, so memory stays
 bounded whatever the length of the file. A file shorter than one chunk goes
 through in one piece.
@@ -21,8 +22,9 @@ spike to the middle of the gap after it.
 
 from __future__ import annotations
 
+import json
+import math
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,12 +33,12 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-from asr.audio import AudioReader, RawFormat
+from asr.audio import RawFormat
 from asr.checkpoint import load_model
 from asr.dataset import ctc_min_frames
 from asr.decoding import greedy, prefix_beam_search
 from asr.errors import UserError
-from asr.frontend import Frontend
+from asr.frontend import Piece, frontend_for
 from asr.lm import NGramTokenScorer, NGramWordScorer, load_arpa
 from asr.tokens import TokenSet
 
@@ -66,6 +68,10 @@ class Transcript:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_json(self, **extra) -> str:
+        """The transcript (and `extra` fields first) as one line of strict JSON."""
+        return json_text({**extra, **self.to_dict()})
+
 
 def language_model(path: str | os.PathLike, tokens: TokenSet):
     """An ARPA model as a beam-search scorer: over tokens if its words are the model's
@@ -89,7 +95,7 @@ class Transcriber:
                  context_seconds: float = 2.0, raw: RawFormat | None = None):
         self.device = torch.device(device)
         self.model, self.config, self.tokens = model.to(self.device).eval(), config, tokens
-        self.frontend = Frontend(config.features, raw=raw)
+        self.frontend = frontend_for(config.features, raw=raw)
         self.beam_size, self.lm, self.lm_weight, self.insertion_bonus = beam_size, lm, lm_weight, insertion_bonus
         self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
 
@@ -100,22 +106,6 @@ class Transcriber:
         lm = language_model(lm_path, tokens) if lm_path else None
         return cls(model, config, tokens, lm=lm, **options)
 
-    # ---- frames and time ----------------------------------------------------------------
-
-    @property
-    def frame_step(self) -> int:
-        """Input samples (audio) or pixel columns (images) between output frames."""
-        f = self.config.features
-        return f.stride if self.frontend.modality == "image" else f.frame_shift * f.stack
-
-    def frame_edge(self, frame: float) -> float:
-        """Where output frame `frame`'s share of the input begins, in seconds (or columns)."""
-        if self.frontend.modality == "image":
-            return frame * self.frame_step
-        f = self.config.features
-        centre_offset = (f.frame_length - f.frame_shift) / 2  # a frame's centre is half a window in
-        return (frame * self.frame_step + centre_offset) / f.sample_rate
-
     # ---- the network ----------------------------------------------------------------------
 
     @torch.no_grad()
@@ -125,30 +115,12 @@ class Transcriber:
         padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
         return self.model(padded, lengths).float().cpu(), lengths
 
-    def chunk_log_probs(self, reader: AudioReader) -> Iterator[torch.Tensor]:
-        """The file's posteriors ``(t, V)``, a chunk at a time, each computed with context on both sides."""
-        f = self.config.features
-        step = self.frame_step
-        chunk = max(1, round(self.chunk_seconds * f.sample_rate / step)) * step
-        context = round(self.context_seconds * f.sample_rate / step) * step
-        for start in range(0, reader.num_samples, chunk):
-            begin = max(start - context, 0)  # a multiple of the frame step: frames stay on the file's grid
-            stop = start + chunk + context + f.frame_length
-            waveform = reader.read(begin, stop)
-            if len(waveform) < f.frame_length:
-                break
-            posteriors = self.log_probs([self.frontend.from_waveform(waveform)])[0][0]
-            first = (start - begin) // step
-            yield posteriors[first: first + chunk // step]
-
     # ---- decoding ---------------------------------------------------------------------------
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
         """Label ids and score per utterance: best path (beam 1) or prefix beam search."""
         if self.beam_size <= 1 and self.lm is None:
-            paths = [h.tokens for h in greedy(log_probs, lengths)]
-            best = [float(lp[:n].max(-1).values.sum()) for lp, n in zip(log_probs, lengths)]
-            return list(zip(paths, best))
+            return [(h.tokens, h.score) for h in greedy(log_probs, lengths)]
         found = prefix_beam_search(log_probs, lengths, beam_size=max(self.beam_size, 1), lm=self.lm,
                                    lm_weight=self.lm_weight, insertion_bonus=self.insertion_bonus, nbest=1)
         return [(h[0].tokens, h[0].score) if h else ([], float("-inf")) for h in found]
@@ -160,14 +132,13 @@ class Transcriber:
         alignment, scores = AF.forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=0)
         spans = AF.merge_tokens(alignment[0], scores[0].exp())
         edges = [spans[0].start] + [(a.end + b.start) / 2 for a, b in zip(spans, spans[1:])] + [spans[-1].end]
-        return [Segment(self.tokens.symbols[span.token], self.frame_edge(offset + start),
-                        self.frame_edge(offset + end), float(span.score))
+        edge = self.frontend.frame_edge
+        return [Segment(self.tokens.symbols[span.token], edge(offset + start), edge(offset + end), float(span.score))
                 for span, start, end in zip(spans, edges, edges[1:])]
 
     def finish(self, ids: list[int], score: float, segments: list[Segment], duration: float, source: str):
-        unit = "columns" if self.frontend.modality == "image" else "s"
         labels = self.tokens.decode(ids)
-        return Transcript(self.tokens.to_text(ids), labels, score, segments, duration, unit, source)
+        return Transcript(self.tokens.to_text(ids), labels, score, segments, duration, self.frontend.unit, source)
 
     # ---- files and waveforms ----------------------------------------------------------------
 
@@ -198,38 +169,15 @@ class Transcriber:
     def posterior_stream(self, source, sample_rate: int | None = None) -> tuple[Iterator[torch.Tensor], float, str]:
         """The input's label posteriors as a stream of ``(t, V)`` chunks, its duration and its name."""
         if torch.is_tensor(source):
-            features = self._waveform_features(source, sample_rate)
-            duration, name = len(source) / (sample_rate or self.config.features.sample_rate), "<waveform>"
-        elif self.frontend.modality == "audio":
-            return self._audio_stream(source)
-        else:
-            features = self.frontend(source)  # refuses a file that is not an image
-            duration, name = len(features) * self.frame_step, str(source)
-        return iter([self.log_probs([features])[0][0]]), duration, name
+            features = self.frontend.from_waveform(source, sample_rate)
+            duration = len(source) / (sample_rate or self.config.features.sample_rate)
+            return iter([self.log_probs([features])[0][0]]), duration, "<waveform>"
+        pieces, duration = self.frontend.pieces(source, self.chunk_seconds, self.context_seconds)
+        return self._piece_posteriors(pieces), duration, str(source)
 
-    def _audio_stream(self, source) -> tuple[Iterator[torch.Tensor], float, str]:
-        """An audio file's posteriors, a chunk at a time (memory bounded whatever its length)."""
-        self.frontend.check(source)
-        reader = AudioReader(source, self.config.features.sample_rate, raw=self.frontend.raw)
-        if reader.num_samples < self.config.features.frame_length:
-            reader.audio.close()
-            raise UserError(f"{source}: is {reader.seconds * 1000:.1f} ms long, shorter than one "
-                            f"{self.config.features.win_ms:g} ms analysis frame. Give a longer recording")
-        return self._reader_chunks(reader), reader.seconds, str(source)
-
-    def _reader_chunks(self, reader: AudioReader) -> Iterator[torch.Tensor]:
-        with reader:
-            yield from self.chunk_log_probs(reader)
-
-    def _waveform_features(self, waveform: torch.Tensor, sample_rate: int | None) -> torch.Tensor:
-        rate = self.config.features.sample_rate
-        if self.frontend.modality != "audio":
-            raise UserError("this model reads text-line images; give it image files, not waveforms")
-        if waveform.dim() != 1:
-            raise UserError(f"a waveform must be 1-D (samples), got shape {tuple(waveform.shape)}; mix channels down first")
-        if sample_rate and sample_rate != rate:
-            waveform = AF.resample(waveform.float(), sample_rate, rate)
-        return self.frontend.from_waveform(waveform.float())
+    def _piece_posteriors(self, pieces: Iterable[Piece]) -> Iterator[torch.Tensor]:
+        for piece in pieces:
+            yield self.log_probs([piece.features])[0][0][piece.keep]
 
     def _transcribe_stream(self, chunks: Iterable[torch.Tensor], duration: float, source: str) -> Transcript:
         ids, score, segments = [], 0.0, []
@@ -243,9 +191,7 @@ class Transcriber:
     @property
     def chunk_frames(self) -> int:
         """Frames decoded at a time: about `chunk_seconds` of audio; a line image in one piece."""
-        if self.frontend.modality == "image":
-            return sys.maxsize
-        return max(1, round(self.chunk_seconds * self.config.features.sample_rate / self.frame_step))
+        return self.frontend.chunk_frames(self.chunk_seconds)
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Transcript | UserError]]:
         """(path, transcript) per file; a file that cannot be read gives its `UserError` instead."""
@@ -274,3 +220,25 @@ def blank_cut_segments(chunks: Iterable[torch.Tensor], length: int) -> Iterator[
             buffer, offset = buffer[cut:], offset + cut
     if buffer is not None and len(buffer):
         yield offset, buffer
+
+
+def best_paths(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """Label ids of the best path per utterance (`asr.decoding.greedy`)."""
+    return [h.tokens for h in greedy(log_probs, lengths)]
+
+
+def finite(value):
+    """`value` with every non-finite float (NaN, +-inf) inside it replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def json_text(value, **options) -> str:
+    """Strict JSON (no NaN or Infinity, which JSON lacks and strict readers refuse): non-finite numbers
+    become null."""
+    return json.dumps(finite(value), allow_nan=False, **options)

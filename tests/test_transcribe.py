@@ -70,8 +70,6 @@ def long_recording(tiny_timit, tmp_path):
 
 
 def test_long_files_go_in_bounded_chunks_exactly(tiny_checkpoint, tiny_timit, tmp_path):
-    from asr.audio import AudioReader
-
     transcriber = Transcriber.from_checkpoint(tiny_checkpoint)
     torch.manual_seed(0)
     transcriber.model = FrameLocal(transcriber.config.features.dim, len(transcriber.tokens))
@@ -81,8 +79,8 @@ def test_long_files_go_in_bounded_chunks_exactly(tiny_checkpoint, tiny_timit, tm
     forward = transcriber.model.forward
     transcriber.model.forward = lambda x, n: seen.append(x.shape[1]) or forward(x, n)
     transcriber.chunk_seconds, transcriber.context_seconds = 1.0, 0.5
-    with AudioReader(path) as reader:
-        chunked = torch.cat(list(transcriber.chunk_log_probs(reader)))
+    chunks, _, _ = transcriber.posterior_stream(path)
+    chunked = torch.cat(list(chunks))
     assert len(seen) >= 5 and max(seen) <= 201  # 1 s + 2 x 0.5 s of context: memory bounded by the chunk
     torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)  # every frame, on the file's own grid
 
@@ -164,3 +162,74 @@ def test_lm_build_and_tune(tiny_checkpoint, tiny_timit, tmp_path):
                                                weights=(0.0, 0.5), bonuses=(0.0, 1.0), log=lambda m: None)
     assert len(table) == 4 and (weight, bonus) in [(w, b) for w, b, _ in table]
     assert min(e for _, _, e in table) == [e for w, b, e in table if (w, b) == (weight, bonus)][0]
+
+
+def long_timit_utterance(root, seconds=20.0, rate=16000):
+    """A TIMIT tree holding one long utterance: a tone 'phone' every 100 ms in light noise."""
+    phones = ["sh", "iy", "hh", "ae", "d", "s", "aa", "r", "k"]  # the tones tiny_checkpoint learned
+    folder = root / "TEST" / "DR1" / "MZTA0"
+    folder.mkdir(parents=True)
+    (root / "TRAIN").mkdir()
+    rng = np.random.default_rng(0)
+    step = rate // 10
+    labels = [phones[k] for k in rng.integers(0, len(phones), int(seconds * 10))]
+    signal = 0.01 * rng.standard_normal(step * len(labels))
+    for n, label in enumerate(labels):
+        t = np.arange(step) / rate
+        signal[n * step: (n + 1) * step] += 0.3 * np.sin(2 * np.pi * (200 + 300 * phones.index(label)) * t)
+    sf.write(folder / "SX1.WAV", (signal * 32767).astype(np.int16), rate, format="NIST", subtype="PCM_16")
+    (folder / "SX1.PHN").write_text("".join(f"{n * step} {(n + 1) * step} {p}\n" for n, p in enumerate(labels)))
+    (folder / "SX1.TXT").write_text(f"0 {len(signal)} some words.\n")
+    return read_timit(root, "test")
+
+
+def test_the_plot_of_a_long_utterance_is_bounded(transcriber, tmp_path, monkeypatch):
+    """A one-hour utterance's plot once force-aligned the whole of it and ran out of memory; the plot
+    now shows at most PLOT_FRAMES frames (made small here, so a 20 s utterance shows the bound)."""
+    import asr.evaluation
+    import asr.plots
+
+    utterances = long_timit_utterance(tmp_path / "timit")
+    monkeypatch.setattr(asr.evaluation, "PLOT_FRAMES", 500)
+    seen = {}
+    plot = asr.plots.plot_posteriors
+    monkeypatch.setattr(asr.plots, "plot_posteriors", lambda path, **data: seen.update(data) or plot(path, **data))
+    summary = evaluate(transcriber, utterances, tmp_path / "out", log=lambda m: None)
+    assert summary["audio_seconds"] > 19  # the whole utterance was decoded and scored
+    assert len(seen["posteriors"]) == 500 and len(seen["edges"]) == 501
+    assert seen["picture"].pixels.shape[1] == 500
+    end = seen["edges"][-1]
+    assert seen["reference"] and all(stop <= end for _, _, stop in seen["reference"] + seen["decoded"])
+    assert Path(summary["plot"]).exists()
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["plot"] == summary["plot"]
+
+
+def test_the_summary_is_written_before_the_plot(transcriber, tiny_timit, tmp_path, monkeypatch):
+    import asr.plots
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(asr.plots, "plot_posteriors", out_of_memory)
+    with pytest.raises(MemoryError):
+        evaluate(transcriber, read_timit(tiny_timit, "test"), tmp_path, log=lambda m: None)
+    assert json.loads((tmp_path / "summary.json").read_text())["utterances"] == 8
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 8
+
+
+def test_summary_and_results_are_strict_json(transcriber, tiny_timit, tmp_path):
+    """An utterance with no reference labels but a decoded one has an infinite error rate; JSON has no
+    Infinity, so the files hold null there."""
+    from asr.corpora.base import Utterance
+
+    path = read_timit(tiny_timit, "test")[0].path
+    summary = evaluate(transcriber, [Utterance("unlabelled", path, "")], tmp_path, log=lambda m: None)
+    assert summary["per"]["rate"] == float("inf")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    written = json.loads((tmp_path / "summary.json").read_text(), parse_constant=refuse)
+    result = json.loads((tmp_path / "results.jsonl").read_text(), parse_constant=refuse)
+    assert written["per"]["rate"] is None and result["per"]["rate"] is None
+    assert written["per"]["insertions"] > 0
