@@ -106,7 +106,8 @@ def _read_grey(path: str | os.PathLike) -> np.ndarray:
     """The image at `path` as float64 luminance in [0, 1] (1 = white), or a UserError."""
     fix = "Give a PNG, JPEG or TIFF text-line image"
     if not os.path.exists(path):
-        raise file_error(path, "no such image file", "Check the path (manifest paths are relative to the manifest's folder)")
+        raise file_error(path, "no such image file",
+                         "Check the path (manifest paths are relative to the manifest's folder)")
     if os.path.isdir(path):
         raise file_error(path, "is a folder, not an image file", fix)
     if os.path.getsize(path) == 0:
@@ -119,7 +120,8 @@ def _read_grey(path: str | os.PathLike) -> np.ndarray:
     except UnidentifiedImageError:
         raise file_error(path, "is not an image Pillow can read", fix) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise file_error(path, f"cannot be decoded ({error}); the file is corrupt or truncated", "Re-copy or re-extract the image") from None
+        raise file_error(path, f"cannot be decoded ({error}); the file is corrupt or truncated",
+                         "Re-copy or re-extract the image") from None
     if grey.size == 0:
         raise file_error(path, "has no pixels", fix)
     return grey

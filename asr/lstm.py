@@ -67,7 +67,9 @@ def _sum_over_steps(pair, now: torch.Tensor, before: torch.Tensor, d: int) -> to
     (B, T) into rows makes that a row offset of one, a single GEMM over strided views
     without copies; the one pair per sequence boundary that the offset wrongly joins
     (last frame of one sequence, first of the next) is then taken away."""
-    rows = lambda y: y[:, :, d].flatten(0, 1)
+    def rows(y: torch.Tensor) -> torch.Tensor:
+        return y[:, :, d].flatten(0, 1)
+
     if d == 0:
         return pair(rows(now)[1:], rows(before)[:-1]) - pair(now[1:, 0, d], before[:-1, -1, d])
     return pair(rows(now)[:-1], rows(before)[1:]) - pair(now[:-1, -1, d], before[1:, 0, d])
@@ -233,7 +235,9 @@ class PeepholeLSTM(nn.Module):
         with torch.no_grad():
             for k in range(lstm.num_layers):
                 for sfx in new._suffixes:
-                    source = lambda name: getattr(lstm, f"{name}_l{k}{sfx}")
+                    def source(name: str, k: int = k, sfx: str = sfx) -> torch.Tensor:
+                        return getattr(lstm, f"{name}_l{k}{sfx}")
+
                     getattr(new, f"weight_ih_l{k}{sfx}").copy_(source("weight_ih"))
                     getattr(new, f"weight_hh_l{k}{sfx}").copy_(source("weight_hh"))
                     bias = getattr(new, f"bias_l{k}{sfx}")
