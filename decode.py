@@ -84,10 +84,10 @@ def choose_device(name: str) -> str:
 
 def make_transcriber(args: argparse.Namespace, lm_weight: float | None = None):
     from asr.audio import RawFormat
-    from asr.transcribe import DEFAULT_CHECKPOINT, Transcriber
+    from asr.transcribe import Transcriber
 
     raw = RawFormat(args.raw_rate, args.raw_encoding) if args.raw_rate else None
-    return Transcriber.from_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT, lm_path=args.lm, raw=raw,
+    return Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, raw=raw,
                                        device=choose_device(args.device), beam_size=args.beam,
                                        lm_weight=args.lm_weight if lm_weight is None else lm_weight,
                                        insertion_bonus=args.insertion_bonus, chunk_seconds=args.chunk_seconds)

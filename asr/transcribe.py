@@ -27,7 +27,6 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +39,8 @@ from asr.decoding import greedy, prefix_beam_search
 from asr.errors import UserError
 from asr.frontend import Piece, frontend_for
 from asr.lm import NGramTokenScorer, NGramWordScorer, load_arpa
+from asr.pretrained import default_checkpoint
 from asr.tokens import TokenSet
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "synth-small"
 
 
 @dataclass
@@ -100,9 +98,10 @@ class Transcriber:
         self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike = DEFAULT_CHECKPOINT, *, lm_path=None, **options):
-        """A transcriber for the checkpoint (file or run folder); `lm_path` an ARPA file."""
-        model, config, tokens = load_model(path)
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, *, lm_path=None, **options):
+        """A transcriber for the checkpoint (file or run folder; default: `asr.pretrained.default_checkpoint`,
+        $ASR_CHECKPOINT or the shipped model); `lm_path` an ARPA file."""
+        model, config, tokens = load_model(path or default_checkpoint())
         lm = language_model(lm_path, tokens) if lm_path else None
         return cls(model, config, tokens, lm=lm, **options)
 

@@ -11,7 +11,7 @@ import pytest
 from asr.corpora.timit import read_timit
 from asr.errors import UserError
 from asr.evaluation import boundary_errors, evaluate
-from asr.transcribe import DEFAULT_CHECKPOINT, Transcriber
+from asr.transcribe import Transcriber
 from benchmarks.alignment import even_boundary_errors
 from data import synth_timit
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def transcriber():
-    return Transcriber.from_checkpoint(DEFAULT_CHECKPOINT)
+    return Transcriber.from_checkpoint()
 
 
 @pytest.fixture(scope="module")
