@@ -47,6 +47,7 @@ from asr.features import FeatureStats
 from asr.frontend import Frontend
 from asr.model import CTCModel
 from asr.plots import plot_training_curves
+from asr.runfolder import RunFolder
 from asr.tokens import TokenSet, token_set
 
 STOPPED = "stopped by request"
@@ -101,13 +102,14 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        self.signal = 0  # the signal that asked, for the conventional exit status 128 + signal
 
     @contextmanager
     def installed(self):
         def handle(signum, frame):
             if self.requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            self.requested = True
+            self.requested, self.signal = True, signum
             tqdm.write("stop requested: saving after this update (Ctrl-C again to abort at once)")
 
         previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -129,7 +131,7 @@ class Trainer:
     """One training run: data, model, optimiser and state; `fit()` runs it to the end."""
 
     def __init__(self, config: Config, data: str | Path | None, out: str | Path, resume: bool = False,
-                 overrides: list[str] = (), log=print):
+                 overrides: list[str] = (), log=print, overwrite: bool = False):
         self.out, self.log, self.overrides = Path(out), log, list(overrides)
         payload = self._resume_payload() if resume else None
         if payload is not None:
@@ -141,6 +143,8 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         self.device = dist.setup(choose_device(config.train.device))
         self.world, self.rank = dist.world_size(), dist.rank()
+        # Locked before the data is read, so a refused folder costs nothing; only the main rank writes.
+        self.folder = RunFolder(self.out, resume, overwrite) if dist.is_main() else None
         self._load_data(payload)
         self.model = CTCModel(self.train_set.features[0].shape[1], len(self.tokens), config.model).to(self.device)
         self.state = RunState()
@@ -455,7 +459,7 @@ class Trainer:
     # ---- the run ------------------------------------------------------------------------
 
     def describe(self) -> str:
-        c, t = self.config, self.config.train
+        t = self.config.train
         batches = f"{t.batch_size} utterances" if not t.max_frames else f"<= {t.max_frames} frames"
         return (f"data: {self.data_path}: {len(self.train_set)} train utterances "
                 f"({self.train_set.num_frames():,} frames), "
@@ -465,7 +469,21 @@ class Trainer:
                 f"device {self.device}, {t.precision}")
 
     def fit(self) -> RunState:
-        """Train until early stopping, a limit, or a stop request; the final state."""
+        """Train until early stopping, a limit, or a stop request; the final state. Unlocks the folder."""
+        try:
+            return self._fit()
+        finally:
+            if self.folder is not None:
+                self.folder.release()
+
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped the run (130 Ctrl-C, 143 SIGTERM): schedulers see the stop."""
+        if self.state.finished != STOPPED:
+            return 0
+        return 128 + (self.stop.signal or signal.SIGTERM)  # a rank told by another rank stops as if by SIGTERM
+
+    def _fit(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
             save_config(self.config, self.out / "config.yaml")

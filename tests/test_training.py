@@ -1,4 +1,7 @@
+import errno
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -150,8 +153,140 @@ def write_tiny_config(path, **train):
 
 def test_ddp_two_processes_equal_one_process_on_the_same_global_batches(tiny_timit, tmp_path):
     config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=3, batch_size=2)
-    ddp = run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    # --standalone: torchrun picks a free port, so parallel test runs never collide
+    ddp = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                   "train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "ddp"))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     Trainer(tiny_config(max_steps=3, batch_size=4), tiny_timit, tmp_path / "single", log=quiet).fit()
     assert_same_weights(final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"))
+
+
+def test_a_new_run_refuses_a_folder_holding_a_run_unless_told_to_overwrite(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
+    before = {name: (tmp_path / name).read_bytes() for name in ("last.pt", "best.pt", "config.yaml", "log.jsonl")}
+    with pytest.raises(UserError, match="already holds a run .*--resume.*new --out.*--overwrite") as caught:
+        Trainer(tiny_config(max_steps=2, lr=0.5), tiny_timit, tmp_path, log=quiet).fit()
+    assert str(tmp_path) in str(caught.value) and "\n" not in str(caught.value)
+    assert before == {name: (tmp_path / name).read_bytes() for name in before}
+    state = Trainer(tiny_config(max_steps=2), tiny_timit, tmp_path, overwrite=True, log=quiet).fit()
+    assert state.step == 2 and load_checkpoint(tmp_path / "last.pt")["state"]["step"] == 2
+
+
+def test_the_cli_refuses_an_existing_run_folder_in_one_line(tiny_timit, tmp_path):
+    config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"an earlier run")
+    result = run_cli("train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'run'}: already holds a run (last.pt). "
+                                                  "Continue it with --resume, pick a new --out folder, "
+                                                  "or pass --overwrite to start over"]
+    assert (tmp_path / "run" / "last.pt").read_bytes() == b"an earlier run"
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tiny_timit, tmp_path):
+    holder = subprocess.Popen(  # stands in for a training process that holds the folder's lock
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); sys.stdin.read()", str(tmp_path / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"{tmp_path}: another training process is using this run folder"):
+            Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet)
+        assert sorted(os.listdir(tmp_path)) == [".lock"]  # nothing written
+    finally:
+        holder.communicate("")
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit().step == 1
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_temporaries_of_killed_writers_are_removed_when_a_run_resumes(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit()
+    pid = dead_pid()
+    stale = [tmp_path / f".last.pt.tmp{pid}", tmp_path / f".last.{pid}.k2j4x.tmp.pt"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    Trainer(None, None, tmp_path, resume=True, overrides=["train.max_steps=2"], log=quiet).fit()
+    assert not any(path.exists() for path in stale)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_exits_with_the_signals_status_and_resumes(tiny_timit, tmp_path, monkeypatch, signum,
+                                                                  status):
+    import train
+
+    config = write_tiny_config(tmp_path / "tiny.yaml", max_epochs=2)
+    step = Trainer.train_step
+
+    def signalled_step(self, batch, global_size):
+        if self.state.step == 2:
+            os.kill(os.getpid(), signum)  # as a scheduler would; honoured after this update
+        return step(self, batch, global_size)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled_step)
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(tiny_timit), "--out", str(out)]) == status
+    assert load_checkpoint(out / "last.pt")["state"]["step"] == 3
+    monkeypatch.setattr(Trainer, "train_step", step)
+    assert train.main(["--out", str(out), "--resume"]) == 0
+    assert load_checkpoint(out / "last.pt")["state"]["epoch"] == 2
+
+
+def test_a_full_disk_mid_save_is_one_clear_error_and_keeps_the_earlier_checkpoint(tiny_timit, tmp_path, monkeypatch):
+    save, saves = torch.save, []
+
+    def save_until_the_disk_fills(payload, path):
+        saves.append(Path(path).name)
+        if len([name for name in saves if name.startswith(".last.")]) == 2:  # the second last.pt
+            Path(path).write_bytes(b"x" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(payload, path)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    with pytest.raises(UserError) as caught:
+        Trainer(tiny_config(max_epochs=3), tiny_timit, tmp_path, log=quiet).fit()
+    assert str(caught.value).splitlines() == [f"{tmp_path / 'last.pt'}: could not be written: the disk is full. "
+                                              "Free some space (the earlier file, if any, is intact), then run the "
+                                              "command again (training: add --resume)"]
+    assert load_checkpoint(tmp_path / "last.pt")["state"]["epoch"] == 1  # the earlier one, intact
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+    monkeypatch.setattr(torch, "save", save)  # space freed
+    assert Trainer(None, None, tmp_path, resume=True, log=quiet).fit().epoch == 3
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys, torch
+from pathlib import Path
+from asr.config import Config
+from asr.training import Trainer
+save, count = torch.save, [0]
+def save_then_die(payload, path):
+    if Path(path).name.startswith(".last."):
+        count[0] += 1
+        if count[0] == int(sys.argv[3]):  # half of this checkpoint reaches the disk, then kill -9
+            save(payload, path)
+            Path(path).write_bytes(Path(path).read_bytes()[:5000])
+            os.kill(os.getpid(), signal.SIGKILL)
+    save(payload, path)
+torch.save = save_then_die
+config = Config.from_dict(__import__("yaml").safe_load(open(sys.argv[4])))
+Trainer(config, sys.argv[1], sys.argv[2], log=lambda *a: None).fit()
+"""
+
+
+@pytest.mark.parametrize("killed_at_save", [3, 5])  # mid-epoch, and the save at the first epoch's end
+def test_kill_9_during_a_checkpoint_write_resumes_to_identical_weights(tiny_timit, tmp_path, killed_at_save):
+    straight = tmp_path / "straight"
+    Trainer(tiny_config(weight_noise=0.01, max_epochs=2, checkpoint_every=1), tiny_timit, straight, log=quiet).fit()
+    config = write_tiny_config(tmp_path / "tiny.yaml", weight_noise=0.01, max_epochs=2, checkpoint_every=1)
+    killed = tmp_path / "killed"
+    result = run_cli("-c", KILL_DURING_SAVE, str(tiny_timit), str(killed), str(killed_at_save), str(config))
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert [name for name in os.listdir(killed) if ".tmp" in name]  # the half-written temporary is there
+    resumed = Trainer(None, None, killed, resume=True, log=quiet).fit()
+    assert resumed.step == 8 and not [name for name in os.listdir(killed) if ".tmp" in name]
+    assert_same_weights(final_weights(straight), final_weights(killed))
