@@ -115,19 +115,23 @@ def _read(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only load failed" in str(error).lower():
-            # torch's own message advises weights_only=False, which would run the file's code: never say that.
+        # torch's message for a refused file advises weights_only=False, which would run its code: never quote it.
+        text = str(error)
+        if "Weights only load failed" not in text:
+            raise _unreadable(path, text) from None
+        detail = text.partition("WeightsUnpickler error:")[2].strip()
+        if "global" in detail.lower():
             raise file_error(path, "is not a checkpoint this toolkit wrote: it holds Python objects, which "
                                    "a checkpoint never does, and was not loaded (loading them could run code)",
                              "Use a checkpoint written by train.py") from None
-        raise _unreadable(path, error) from None
+        raise _unreadable(path, detail if "weights_only" not in detail else "") from None
     except Exception as error:  # truncated, empty, not a zip, not a pickle: torch raises many kinds
-        raise _unreadable(path, error) from None
+        raise _unreadable(path, str(error)) from None
 
 
-def _unreadable(path: Path, error: Exception) -> UserError:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    reason = lines[0][:200] if lines else type(error).__name__
+def _unreadable(path: Path, message: str) -> UserError:
+    lines = [line for line in message.splitlines() if line.strip()]
+    reason = lines[0][:200] if lines else "unrecognised contents"
     return file_error(path, f"is not a readable checkpoint ({reason})",
                       "It may be truncated or not a checkpoint: use another one, or retrain")
 

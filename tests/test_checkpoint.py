@@ -48,6 +48,13 @@ def test_empty_and_truncated_files_are_one_clear_error(saved, size):
         load_checkpoint(saved)
 
 
+def test_a_file_of_junk_is_unreadable_and_never_suggests_the_unsafe_load(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match=r"junk.pt: is not a readable checkpoint \(unrecognised contents\)") as caught:
+        load_checkpoint(tmp_path / "junk.pt")
+    assert "weights_only" not in str(caught.value)
+
+
 def test_a_changed_weight_is_detected_by_the_checksum(saved):
     payload = torch.load(saved, weights_only=True)
     payload["model"]["output.weight"].view(-1)[5] += 1e-6  # one value off, as from a flipped bit
