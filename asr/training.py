@@ -12,19 +12,23 @@ Nothing is lost: the run's whole state (weights, optimiser, scheduler, RNG
 states, position inside the epoch, history) is saved atomically to ``last.pt``
 every `checkpoint_every` updates, at each epoch's end and when the run is
 stopped (Ctrl-C, SIGTERM); `--resume` continues exactly where it stopped, to the
-same parameters an uninterrupted run reaches. ``best.pt`` holds the model with
-the best dev error; ``log.jsonl`` and ``curves.png`` show the run.
+same parameters an uninterrupted run reaches. A run stopped by a signal exits
+with the conventional status (143 SIGTERM, 130 Ctrl-C) after saving, so a job
+scheduler sees the interruption. ``best.pt`` holds the model with the best dev
+error; ``log.jsonl`` and ``curves.png`` show the run.
+
+The parts the `Trainer` puts together, one job each: asr/optim.py (optimiser
+and schedule), asr/early_stopping.py (when to stop, when to switch phases),
+asr/runlog.py (log.jsonl, curves.png), asr/runfolder.py (one process per run
+folder; no accidental overwrite) and asr/checkpoint.py (safe, checked files).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 import signal
 import time
-import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +38,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import distributed as dist
-from asr.atomic import write_text
 from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
 from asr.corpora.batching import LengthBatchSampler, length_batches
 from asr.dataset import Batch, FeatureDataset
 from asr.decoding import greedy
+from asr.early_stopping import NOISE_PHASE, decide, note_score
 from asr.errors import UserError
 from asr.evaluation import corpus_counts, primary_metric
 from asr.features import FeatureStats
 from asr.frontend import Frontend
 from asr.model import CTCModel
-from asr.plots import plot_training_curves
+from asr.optim import build_optimizer, step_scheduler
 from asr.runfolder import RunFolder
+from asr.runlog import epoch_line, write_run_log
 from asr.tokens import TokenSet, token_set
 
 STOPPED = "stopped by request"
@@ -149,7 +154,7 @@ class Trainer:
         self.model = CTCModel(self.train_set.features[0].shape[1], len(self.tokens), config.model).to(self.device)
         self.state = RunState()
         self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed + 1)
-        self.optimizer, self.scheduler = self._optimizer()
+        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         if payload is not None:
             self._restore(payload)
         else:
@@ -198,26 +203,6 @@ class Trainer:
         if dataset.skipped and dist.is_main():
             self.log(f"warning: {len(dataset.skipped)} {name} utterance(s) set aside, e.g. {dataset.skipped[0]}")
 
-    def _optimizer(self):
-        t = self.config.train
-        params = self.model.parameters()
-        if t.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-        elif t.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-        else:
-            raise UserError(f"train.optimizer={t.optimizer!r}: use sgd or adam")
-        if t.lr_schedule == "constant":
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-        elif t.lr_schedule == "exponential":
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
-        elif t.lr_schedule == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.lr_decay,
-                                                                   patience=t.lr_patience)
-        else:
-            raise UserError(f"train.lr_schedule={t.lr_schedule!r}: use constant, exponential or plateau")
-        return optimizer, scheduler
-
     def _wrap(self, model: CTCModel):
         wrapped = model
         if self.world > 1:
@@ -231,7 +216,7 @@ class Trainer:
         load_weights(self.model, payload["model"], self.out / "last.pt")
         self.state = RunState(**payload["state"])
         if self.state.phase == 2:  # the optimiser was rebuilt when phase 2 began; same shape
-            self.optimizer, self.scheduler = self._optimizer()
+            self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["rng"]["torch"])
@@ -387,74 +372,46 @@ class Trainer:
         metric = primary_metric(self.tokens)
         dev = self.evaluate(self.dev_set) if self.dev_set is not None and dist.is_main() else {}
         dev = dist.from_main(dev)  # every rank takes the same decisions below
-        train_loss = state.epoch_loss / max(state.epoch_utterances, 1)
-        record = {"epoch": state.epoch + 1, "phase": state.phase, "step": state.step, "train_loss": train_loss,
-                  "dev_loss": dev.get("loss"), f"dev_{metric}": dev.get(metric),
-                  **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
-                  "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
-                  "seconds": state.train_seconds,
-                  "frames_per_second": state.epoch_frames / max(state.epoch_seconds, 1e-9)}
+        record = self._epoch_record(dev, metric)
+        train_loss = record["train_loss"]
         state.history.append(record)
         state.epoch, state.batch = state.epoch + 1, 0
         state.epoch_loss, state.epoch_utterances, state.epoch_frames, state.epoch_seconds = 0.0, 0, 0, 0.0
         score = (dev[metric] if t.select_on == "error" else dev["loss"]) if dev else train_loss
-        improved = self._improved(score, dev.get("loss", train_loss))
+        improved = note_score(state, score, dev.get("loss", train_loss))
         if improved:
             self.save_best({k: v for k, v in record.items() if v is not None})
-        self._step_scheduler(dev.get("loss", train_loss))
-        self._log_epoch(record, metric, improved)
-        reason = self._decide()
+        step_scheduler(self.scheduler, dev.get("loss", train_loss))
+        if dist.is_main():
+            self.log(epoch_line(record, metric, improved))
+            write_run_log(self.out, state.history, metric)
+        reason = decide(state, t, self.dev_set is not None)
+        if reason == NOISE_PHASE:
+            self.start_noise_phase()
+            reason = ""
         self.save_last()
         return reason
 
-    def _improved(self, score: float, loss: float) -> bool:
+    def _epoch_record(self, dev: dict, metric: str) -> dict:
+        """The finished epoch as log.jsonl records it (dev values None without a dev set)."""
         state = self.state
-        if (score, loss) < (state.best, state.best_loss):
-            state.best, state.best_loss, state.best_epoch, state.bad_epochs = score, loss, state.epoch, 0
-            return True
-        state.bad_epochs += 1
-        return False
-
-    def _step_scheduler(self, dev_loss: float) -> None:
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(dev_loss)
-        else:
-            with warnings.catch_warnings():  # a run resumed at an epoch's end has no update before this one
-                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-                self.scheduler.step()
-
-    def _decide(self) -> str:
-        state, t = self.state, self.config.train
-        if t.patience and self.dev_set is not None and state.bad_epochs >= t.patience:
-            if t.noise_phase and state.phase == 1:
-                self.start_noise_phase()
-                return ""
-            return f"early stopping: no dev improvement in {t.patience} epochs"
-        if state.epoch >= t.max_epochs:
-            return f"reached train.max_epochs={t.max_epochs}"
-        return ""
+        return {"epoch": state.epoch + 1, "phase": state.phase, "step": state.step,
+                "train_loss": state.epoch_loss / max(state.epoch_utterances, 1),
+                "dev_loss": dev.get("loss"), f"dev_{metric}": dev.get(metric),
+                **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
+                "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
+                "seconds": state.train_seconds,
+                "frames_per_second": state.epoch_frames / max(state.epoch_seconds, 1e-9)}
 
     def start_noise_phase(self) -> None:
         """Graves' second phase: back to the best weights, fresh optimiser, weight noise on."""
         dist.barrier()
         load_weights(self.model, load_checkpoint(self.out / "best.pt")["model"], self.out / "best.pt")
         self.state.phase, self.state.bad_epochs = 2, 0
-        self.optimizer, self.scheduler = self._optimizer()
+        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         if dist.is_main():
             self.log(f"phase 2: restarting from the best epoch ({self.state.best_epoch}) "
                      f"with weight noise sigma={self.config.train.noise_std}")
-
-    def _log_epoch(self, record: dict, metric: str, improved: bool) -> None:
-        if not dist.is_main():
-            return
-        dev = (f" | dev loss {record['dev_loss']:.2f} | dev {metric.upper()} {100 * record[f'dev_{metric}']:.1f}%"
-               if record.get("dev_loss") is not None else "")
-        self.log(f"epoch {record['epoch']:3d} | train loss {record['train_loss']:.2f}{dev} | "
-                 f"lr {record['lr']:.3g} | {record['seconds'] / 60:.1f} min | "
-                 f"{record['frames_per_second']:.0f} frames/s{' | best' if improved else ''}")
-        lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
-        write_text(self.out / "log.jsonl", lines)
-        plot_training_curves(self.state.history, metric, self.out / "curves.png")
 
     # ---- the run ------------------------------------------------------------------------
 
