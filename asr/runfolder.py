@@ -19,6 +19,9 @@ from asr.atomic import remove_stale_temporaries
 from asr.errors import UserError, file_error
 
 RUN_FILES = ("last.pt", "best.pt", "config.yaml", "log.jsonl", "curves.png")
+# What a new run must not destroy. A config.yaml alone is a run killed before its first checkpoint:
+# nothing to resume and nothing lost, so a new run may start there (as the recipes' train_or_resume does).
+RESULTS = ("last.pt", "best.pt", "log.jsonl")
 LOCK = ".lock"
 
 
@@ -35,13 +38,13 @@ class RunFolder:
             raise
 
     def _prepare(self, resume: bool, overwrite: bool) -> None:
-        existing = [name for name in RUN_FILES if (self.path / name).exists()]
-        if existing and not resume and not overwrite:
-            raise file_error(self.path, f"already holds a run ({', '.join(existing)})",
+        results = [name for name in RESULTS if (self.path / name).exists()]
+        if results and not resume and not overwrite:
+            raise file_error(self.path, f"already holds a run ({', '.join(results)})",
                              "Continue it with --resume, pick a new --out folder, or pass --overwrite to start over")
         if overwrite and not resume:
-            for name in existing:
-                (self.path / name).unlink()
+            for name in RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
         remove_stale_temporaries(self.path)
 
     def release(self) -> None:

@@ -170,6 +170,12 @@ def test_a_new_run_refuses_a_folder_holding_a_run_unless_told_to_overwrite(tiny_
     assert before == {name: (tmp_path / name).read_bytes() for name in before}
     state = Trainer(tiny_config(max_steps=2), tiny_timit, tmp_path, overwrite=True, log=quiet).fit()
     assert state.step == 2 and load_checkpoint(tmp_path / "last.pt")["state"]["step"] == 2
+    assert not (tmp_path / "best.pt").exists() and not (tmp_path / "log.jsonl").exists()  # none of the old run
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tiny_timit, tmp_path):
+    (tmp_path / "config.yaml").write_text("the config of a run that saved nothing\n")
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit().step == 1
 
 
 def test_the_cli_refuses_an_existing_run_folder_in_one_line(tiny_timit, tmp_path):
