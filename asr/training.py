@@ -56,6 +56,7 @@ from asr.runlog import epoch_line, write_run_log
 from asr.tokens import TokenSet, token_set
 
 STOPPED = "stopped by request"
+RESUMABLE = ("state", "optimizer", "scheduler", "rng", "data_path")  # what last.pt holds beyond a model
 
 
 @dataclass
@@ -150,6 +151,14 @@ class Trainer:
         self.world, self.rank = dist.world_size(), dist.rank()
         # Locked before the data is read, so a refused folder costs nothing; only the main rank writes.
         self.folder = RunFolder(self.out, resume, overwrite) if dist.is_main() else None
+        try:
+            self._build(payload)
+        except BaseException:
+            self._release()
+            raise
+
+    def _build(self, payload: dict | None) -> None:
+        config = self.config
         self._load_data(payload)
         self.model = CTCModel(self.train_set.features[0].shape[1], len(self.tokens), config.model).to(self.device)
         self.state = RunState()
@@ -168,7 +177,12 @@ class Trainer:
         path = self.out / "last.pt"
         if not path.exists():
             raise UserError(f"{path}: nothing to resume (no last.pt). Start the run without --resume")
-        return load_checkpoint(path)
+        payload = load_checkpoint(path)
+        missing = [key for key in RESUMABLE if key not in payload]
+        if missing:
+            raise UserError(f"{path}: holds a model but not the run's state (no {', '.join(missing)}), so it "
+                            "cannot be resumed; start a new run in another --out folder")
+        return payload
 
     def _load_data(self, payload: dict | None) -> None:
         config = self.config
@@ -430,8 +444,11 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            if self.folder is not None:
-                self.folder.release()
+            self._release()
+
+    def _release(self) -> None:
+        if self.folder is not None:
+            self.folder.release()
 
     @property
     def exit_status(self) -> int:

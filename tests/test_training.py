@@ -296,3 +296,17 @@ def test_kill_9_during_a_checkpoint_write_resumes_to_identical_weights(tiny_timi
     resumed = Trainer(None, None, killed, resume=True, log=quiet).fit()
     assert resumed.step == 8 and not [name for name in os.listdir(killed) if ".tmp" in name]
     assert_same_weights(final_weights(straight), final_weights(killed))
+
+
+def test_a_model_checkpoint_in_place_of_last_pt_is_refused_clearly(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
+    (tmp_path / "last.pt").write_bytes((tmp_path / "best.pt").read_bytes())
+    with pytest.raises(UserError, match="last.pt: holds a model but not the run's state"):
+        Trainer(None, None, tmp_path, resume=True, log=quiet)
+
+
+def test_a_run_that_fails_to_start_leaves_its_folder_unlocked(tiny_timit, tmp_path):
+    with pytest.raises(UserError) as failed:
+        Trainer(tiny_config(max_steps=1), tmp_path / "no-such-corpus", tmp_path / "run", log=quiet)
+    assert failed.traceback  # the failed Trainer's frames are still referenced here
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path / "run", log=quiet).fit().step == 1
