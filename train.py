@@ -4,6 +4,7 @@ Examples:
   python train.py --config recipes/timit/ctc-3l-250h.yaml --dry-run
   python train.py --config recipes/synth/small.yaml --data data/generated/synth-timit --out checkpoints/synth-small
   python train.py --out checkpoints/synth-small --resume            # continue a stopped run
+  python train.py --config ... --data ... --out checkpoints/synth-small --overwrite   # start that run over
   torchrun --nproc_per_node 4 train.py --config ... --data ... --out ...   # several GPUs
 """
 

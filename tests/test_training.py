@@ -1,3 +1,4 @@
+import dataclasses
 import errno
 import json
 import os
@@ -310,3 +311,34 @@ def test_a_run_that_fails_to_start_leaves_its_folder_unlocked(tiny_timit, tmp_pa
         Trainer(tiny_config(max_steps=1), tmp_path / "no-such-corpus", tmp_path / "run", log=quiet)
     assert failed.traceback  # the failed Trainer's frames are still referenced here
     assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path / "run", log=quiet).fit().step == 1
+
+
+def test_early_stopping_waits_patience_epochs_then_switches_phase_then_stops():
+    from asr.early_stopping import NOISE_PHASE, decide, note_score
+    from asr.training import RunState
+
+    t = tiny_config(patience=2, noise_phase=True, max_epochs=10).train
+    state = RunState()
+    decisions = []
+    for epoch, score in enumerate([0.5, 0.4, 0.4, 0.45, 0.3, 0.35, 0.31], start=1):
+        state.epoch = epoch
+        improved = note_score(state, score, loss=1.0)
+        decision = decide(state, t, has_dev=True)
+        if decision == NOISE_PHASE:
+            state.phase, state.bad_epochs = 2, 0
+        decisions.append((improved, decision))
+    assert decisions == [(True, ""), (True, ""), (False, ""), (False, NOISE_PHASE), (True, ""), (False, ""),
+                         (False, "early stopping: no dev improvement in 2 epochs")]
+    assert (state.best, state.best_epoch) == (0.3, 5)
+    assert decide(state, t, has_dev=False) == ""  # without a dev set only the limits stop a run
+
+
+def test_the_optimizer_factory_refuses_unknown_choices():
+    from asr.optim import build_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = build_optimizer(model.parameters(), tiny_config(lr_schedule="plateau").train)
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.01
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(UserError, match="lbfgs"):  # refused here, or earlier where the config is checked
+        build_optimizer(model.parameters(), dataclasses.replace(tiny_config().train, optimizer="lbfgs"))
