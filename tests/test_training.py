@@ -265,6 +265,15 @@ def test_a_full_disk_mid_save_is_one_clear_error_and_keeps_the_earlier_checkpoin
     assert Trainer(None, None, tmp_path, resume=True, log=quiet).fit().epoch == 3
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for this test (reductions then add up in one order in every process)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
 from pathlib import Path
@@ -280,13 +289,15 @@ def save_then_die(payload, path):
             os.kill(os.getpid(), signal.SIGKILL)
     save(payload, path)
 torch.save = save_then_die
+torch.set_num_threads(1)  # as in the test's own process, so both halves compute alike
 config = Config.from_dict(__import__("yaml").safe_load(open(sys.argv[4])))
 Trainer(config, sys.argv[1], sys.argv[2], log=lambda *a: None).fit()
 """
 
 
 @pytest.mark.parametrize("killed_at_save", [3, 5])  # mid-epoch, and the save at the first epoch's end
-def test_kill_9_during_a_checkpoint_write_resumes_to_identical_weights(tiny_timit, tmp_path, killed_at_save):
+def test_kill_9_during_a_checkpoint_write_resumes_to_identical_weights(tiny_timit, tmp_path, killed_at_save,
+                                                                     one_thread):
     straight = tmp_path / "straight"
     Trainer(tiny_config(weight_noise=0.01, max_epochs=2, checkpoint_every=1), tiny_timit, straight, log=quiet).fit()
     config = write_tiny_config(tmp_path / "tiny.yaml", weight_noise=0.01, max_epochs=2, checkpoint_every=1)
@@ -342,3 +353,12 @@ def test_the_optimizer_factory_refuses_unknown_choices():
     assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     with pytest.raises(UserError, match="lbfgs"):  # refused here, or earlier where the config is checked
         build_optimizer(model.parameters(), dataclasses.replace(tiny_config().train, optimizer="lbfgs"))
+
+
+@pytest.mark.parametrize("returned, status", [(None, 0), (0, 0), (143, 143)])
+def test_the_cli_exits_with_the_status_main_returns(returned, status):
+    from asr.cli import run
+
+    with pytest.raises(SystemExit) as exited:
+        run(lambda: returned)
+    assert exited.value.code == status
