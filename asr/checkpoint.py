@@ -35,10 +35,25 @@ REQUIRED = ("config", "tokens", "model")
 
 def save_checkpoint(payload: dict, path: str | Path) -> None:
     """Write `payload` (plain values only) to `path` atomically, with its checksum."""
-    payload = {"format": FORMAT, **payload}
+    payload = plain({"format": FORMAT, **payload})
     payload["checksum"] = checksum(payload)
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
+
+
+def plain(value):
+    """`value` with str/int/float subclasses (enum choices) as their base type: torch.load(weights_only=True)
+    refuses any class it does not know, so an enum member saved as itself would make the file unreadable."""
+    if isinstance(value, dict):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(plain(item) for item in value)
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    for base in (str, int, float):
+        if isinstance(value, base) and type(value) is not base and not isinstance(value, bool):
+            return base(value) if base is not str else str.__str__(value)
+    return value
 
 
 def checksum(payload: dict) -> str:

@@ -141,3 +141,16 @@ def test_the_checksum_covers_a_deep_copy_equally(saved):
     payload = load_checkpoint(saved)
     save_checkpoint(copy.deepcopy({k: v for k, v in payload.items() if k not in ("format", "checksum")}), saved)
     assert load_checkpoint(saved)["checksum"] == payload["checksum"]
+
+
+def test_enum_choices_are_saved_as_plain_strings_that_load_safely(tmp_path):
+    from enum import StrEnum
+
+    class Optimizer(StrEnum):
+        adam = "adam"
+
+    payload = tiny_payload()
+    payload["config"]["train"]["optimizer"] = Optimizer.adam
+    save_checkpoint(payload, tmp_path / "model.pt")
+    loaded = load_checkpoint(tmp_path / "model.pt")  # weights_only=True would refuse an enum member
+    assert type(loaded["config"]["train"]["optimizer"]) is str and loaded["config"]["train"]["optimizer"] == "adam"
