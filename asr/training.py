@@ -457,11 +457,20 @@ class Trainer:
             return 0
         return 128 + (self.stop.signal or signal.SIGTERM)  # a rank told by another rank stops as if by SIGTERM
 
+    def _nothing_left(self) -> str:
+        """Why a resumed run is already at one of its (perhaps overridden) limits; '' if it has work left.
+
+        Without this check a finished run resumed with an override that raises no limit trained one epoch more.
+        """
+        reason = self.interruption() or decide(self.state, self.config.train, self.dev_set is not None)
+        return "" if reason == NOISE_PHASE else reason
+
     def _fit(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
             save_config(self.config, self.out / "config.yaml")
             self.log(self.describe())
+        self.state.finished = self.state.finished or self._nothing_left()
         if self.state.finished:
             if dist.is_main():
                 self.log(f"this run has finished ({self.state.finished}); nothing to do. To train on, "

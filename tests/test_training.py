@@ -75,6 +75,8 @@ def test_resuming_a_finished_run_does_nothing_unless_a_limit_is_raised(tiny_timi
     messages = []
     again = Trainer(None, None, tmp_path, resume=True, log=messages.append).fit()
     assert again.epoch == 1 and any("nothing to do" in m for m in messages)
+    same = Trainer(None, None, tmp_path, resume=True, overrides=["train.lr=0.001"], log=messages.append).fit()
+    assert same.epoch == 1 and len(same.history) == 1  # a limit not raised: still nothing to do
     longer = Trainer(None, None, tmp_path, resume=True, overrides=["train.max_epochs=2"], log=quiet).fit()
     assert longer.epoch == 2
 
