@@ -126,6 +126,29 @@ class StopRequest:
                 signal.signal(s, h)
 
 
+@contextmanager
+def weight_noise(model: torch.nn.Module, sigma: float, generator: torch.Generator):
+    """Gaussian noise on every weight for one forward/backward; the update applies to the clean weights.
+
+    Graves (2011) "Practical variational inference for neural networks": here once per batch, not per sequence.
+    """
+    if sigma <= 0:
+        yield
+        return
+    noises = []
+    with torch.no_grad():
+        for parameter in model.parameters():
+            noise = torch.randn(parameter.shape, generator=generator, device=parameter.device) * sigma
+            parameter.add_(noise)
+            noises.append(noise)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter, noise in zip(model.parameters(), noises):
+                parameter.sub_(noise)
+
+
 def fit_normalizer(model: CTCModel, dataset: FeatureDataset) -> None:
     stats = FeatureStats(dataset.features[0].shape[1])
     for features in dataset.features:
@@ -261,25 +284,6 @@ class Trainer:
     def noise_std(self) -> float:
         return self.config.train.noise_std if self.state.phase == 2 else self.config.train.weight_noise
 
-    @contextmanager
-    def weight_noise(self):
-        """Gaussian noise on every weight for one forward/backward; the update applies to the clean weights."""
-        if self.noise_std <= 0:
-            yield
-            return
-        noises = []
-        with torch.no_grad():
-            for parameter in self.model.parameters():
-                noise = torch.randn(parameter.shape, generator=self.noise, device=self.device) * self.noise_std
-                parameter.add_(noise)
-                noises.append(noise)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for parameter, noise in zip(self.model.parameters(), noises):
-                    parameter.sub_(noise)
-
     def autocast(self):
         if self.config.train.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -295,7 +299,7 @@ class Trainer:
         """One update on this rank's share of a global batch: (global loss sum, applied?)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.weight_noise():
+        with weight_noise(self.model, self.noise_std, self.noise):
             loss_sum = self.ctc_loss_sum(batch, self.parallel_model)
             # Scaled so DDP's gradient mean equals the single-process mean over the global batch.
             (loss_sum * self.world / global_size).backward()
