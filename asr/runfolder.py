@@ -23,6 +23,8 @@ RUN_FILES = ("last.pt", "best.pt", "config.yaml", "log.jsonl", "curves.png")
 # nothing to resume and nothing lost, so a new run may start there (as the recipes' train_or_resume does).
 RESULTS = ("last.pt", "best.pt", "log.jsonl")
 LOCK = ".lock"
+# Fixed temporary names of the writers before asr/atomic.py (no PID in them): only a killed run leaves them.
+OLD_TEMPORARIES = (*(f".{name}.tmp" for name in RUN_FILES), ".curves.tmp.png")
 
 
 class RunFolder:
@@ -46,6 +48,8 @@ class RunFolder:
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
         remove_stale_temporaries(self.path)
+        for name in OLD_TEMPORARIES:
+            (self.path / name).unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._handle is not None:

@@ -216,7 +216,8 @@ def dead_pid() -> int:
 def test_temporaries_of_killed_writers_are_removed_when_a_run_resumes(tiny_timit, tmp_path):
     Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit()
     pid = dead_pid()
-    stale = [tmp_path / f".last.pt.tmp{pid}", tmp_path / f".last.{pid}.k2j4x.tmp.pt"]
+    stale = [tmp_path / f".last.pt.tmp{pid}", tmp_path / f".last.{pid}.k2j4x.tmp.pt", tmp_path / ".log.jsonl.tmp",
+             tmp_path / ".curves.tmp.png"]
     for path in stale:
         path.write_bytes(b"half a checkpoint")
     Trainer(None, None, tmp_path, resume=True, overrides=["train.max_steps=2"], log=quiet).fit()
