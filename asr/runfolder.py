@@ -60,7 +60,7 @@ class RunFolder:
 def _lock(folder: Path):
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / LOCK, "a")  # noqa: SIM115 - held open for the run's lifetime
+        handle = open(folder / LOCK, "a")  # held open for the run's lifetime: the lock lives as long
     except OSError as error:
         raise file_error(folder, f"cannot be used as a run folder ({error.strerror})",
                          "Pick a writable --out folder") from None
@@ -70,4 +70,8 @@ def _lock(folder: Path):
         handle.close()
         raise UserError(f"{folder}: another training process is using this run folder; wait for it to end "
                         "(or stop it), or pick another --out folder") from None
+    except OSError as error:  # a file system without locks
+        handle.close()
+        raise file_error(folder, f"cannot be locked for this run ({error.strerror})",
+                         "Pick an --out folder on a local disk") from None
     return handle
