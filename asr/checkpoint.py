@@ -168,12 +168,17 @@ def build_model(payload: dict, source: str | Path = "checkpoint") -> tuple[CTCMo
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
     config = Config.from_dict(payload["config"], str(source))
     tokens = TokenSet.from_dict(payload["tokens"])
-    with torch.device("meta"):  # shapes only: nothing is allocated until they match the stored weights
-        skeleton = CTCModel(config.features.dim, len(tokens), config.model)
-    check_shapes(skeleton, payload["model"], source)
+    check_fits(payload, config, tokens, source)
     model = CTCModel(config.features.dim, len(tokens), config.model)
     load_weights(model, payload["model"], source)
     return model.eval(), config, tokens
+
+
+def check_fits(payload: dict, config: Config, tokens: TokenSet, source: str | Path = "checkpoint") -> None:
+    """A clear error unless the payload's weights fit the model `config` describes; allocates nothing."""
+    with torch.device("meta"):  # shapes only: a config asking for petabytes costs nothing here
+        skeleton = CTCModel(config.features.dim, len(tokens), config.model)
+    check_shapes(skeleton, payload["model"], source)
 
 
 def check_shapes(model: CTCModel, state: dict, source: str | Path = "checkpoint") -> None:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import distributed as dist
-from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
+from asr.checkpoint import check_fits, load_checkpoint, load_weights, model_payload, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
 from asr.corpora.batching import LengthBatchSampler, length_batches
@@ -165,6 +165,8 @@ class Trainer:
         payload = self._resume_payload() if resume else None
         if payload is not None:
             config = resume_config(payload, config, list(overrides), self.out / "last.pt")
+            # Before the data is read and the model allocated: an override may have changed the model.
+            check_fits(payload, config, TokenSet.from_dict(payload["tokens"]), self.out / "last.pt")
             data = data or payload["data_path"]
         if data is None:
             raise UserError("no corpus given: pass --data CORPUS (a TIMIT tree, LibriSpeech folder, manifest...)")

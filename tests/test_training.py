@@ -88,6 +88,8 @@ def test_resume_refuses_another_model_and_missing_runs(tiny_timit, tmp_path):
     other = tiny_config().override(["model.hidden_size=20"])
     with pytest.raises(UserError, match="another model"):
         Trainer(other, tiny_timit, tmp_path, resume=True, log=quiet)
+    with pytest.raises(UserError, match="last.pt: the checkpoint's weights do not fit"):  # not petabytes allocated
+        Trainer(None, tiny_timit, tmp_path, resume=True, overrides=["model.hidden_size=10000000"], log=quiet)
 
 
 def test_too_short_utterances_are_set_aside_with_a_warning(tiny_timit, tmp_path):
