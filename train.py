@@ -4,6 +4,7 @@ Examples:
   python train.py --config recipes/timit/ctc-3l-250h.yaml --dry-run
   python train.py --config recipes/synth/small.yaml --data data/generated/synth-timit --out checkpoints/synth-small
   python train.py --out checkpoints/synth-small --resume            # continue a stopped run
+  python train.py --config ... --data ... --out checkpoints/synth-small --overwrite   # start that run over
   torchrun --nproc_per_node 4 train.py --config ... --data ... --out ...   # several GPUs
 """
 
@@ -14,7 +15,7 @@ import argparse
 from asr.cli import run
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML config (sections features, model, data, train); "
                                          "optional with --resume (the run's own config is used)")
@@ -22,10 +23,12 @@ def parse_args() -> argparse.Namespace:
                                        "(or a folder of them), or an IAM tree; optional with --resume")
     parser.add_argument("--out", help="run folder for checkpoints (last.pt, best.pt), log.jsonl, curves.png")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in an --out folder that holds one, deleting its files")
     parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, read no data")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="config overrides, e.g. train.lr=1e-3 model.hidden_size=128")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def dry_run(args: argparse.Namespace) -> None:
@@ -50,17 +53,21 @@ def dry_run(args: argparse.Namespace) -> None:
     print(CTCModel(config.features.dim, len(tokens), config.model).summary())
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    """The command line; `argv` defaults to sys.argv[1:]. The exit status: 0, or 143/130 after a stop."""
+    args = parse_args(argv)
     from asr.config import load_config
     from asr.errors import UserError
 
     if args.dry_run:
         if not args.config:
             raise UserError("--dry-run needs --config")
-        return dry_run(args)
+        dry_run(args)
+        return 0
     if not args.out:
         raise UserError("--out is required: the folder where the run writes its checkpoints")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite starts it over: choose one")
     if not args.resume and not (args.config and args.data):
         raise UserError("a new run needs --config and --data (or --resume to continue the run in --out)")
     from asr.training import Trainer
@@ -68,7 +75,10 @@ def main() -> None:
     config = load_config(args.config) if args.config else None
     if not args.resume:
         config = config.override(args.overrides)
-    Trainer(config, args.data, args.out, resume=args.resume, overrides=args.overrides).fit()
+    trainer = Trainer(config, args.data, args.out, resume=args.resume, overrides=args.overrides,
+                      overwrite=args.overwrite)
+    trainer.fit()
+    return trainer.exit_status
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _TORCH_SHORT_WRITE = re.compile(r"unexpected pos|file write failed|PytorchStreamWriter failed")
 
 
+# '.last.1234.x8f2.tmp.pt' as written here, and '.last.pt.tmp1234' as written before this module.
+_TEMPORARY = re.compile(r"^\..*?\.(\d+)\.[^.]*\.tmp|^\..+\.tmp(\d+)$")
+
+
 def _temporary_name(path: Path) -> str:
     return f".{path.stem}.{os.getpid()}."
 
@@ -92,8 +96,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """
     removed = []
     for candidate in Path(folder).glob(".*.tmp*"):
-        match = re.match(r"^\..*?\.(\d+)\.[^.]*\.tmp", candidate.name)
-        if match and not _process_alive(int(match.group(1))):
+        match = _TEMPORARY.match(candidate.name)
+        if match and not _process_alive(int(match.group(1) or match.group(2))):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

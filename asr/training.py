@@ -12,19 +12,23 @@ Nothing is lost: the run's whole state (weights, optimiser, scheduler, RNG
 states, position inside the epoch, history) is saved atomically to ``last.pt``
 every `checkpoint_every` updates, at each epoch's end and when the run is
 stopped (Ctrl-C, SIGTERM); `--resume` continues exactly where it stopped, to the
-same parameters an uninterrupted run reaches. ``best.pt`` holds the model with
-the best dev error; ``log.jsonl`` and ``curves.png`` show the run.
+same parameters an uninterrupted run reaches. A run stopped by a signal exits
+with the conventional status (143 SIGTERM, 130 Ctrl-C) after saving, so a job
+scheduler sees the interruption. ``best.pt`` holds the model with the best dev
+error; ``log.jsonl`` and ``curves.png`` show the run.
+
+The parts the `Trainer` puts together, one job each: asr/optim.py (optimiser
+and schedule), asr/early_stopping.py (when to stop, when to switch phases),
+asr/runlog.py (log.jsonl, curves.png), asr/runfolder.py (one process per run
+folder; no accidental overwrite) and asr/checkpoint.py (safe, checked files).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 import signal
 import time
-import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,21 +38,24 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import distributed as dist
-from asr.atomic import write_text
-from asr.checkpoint import load_checkpoint, load_weights, model_payload, save_checkpoint
+from asr.checkpoint import check_fits, load_checkpoint, load_weights, model_payload, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
 from asr.corpora.batching import LengthBatchSampler
 from asr.dataset import Batch, FeatureDataset
+from asr.early_stopping import NOISE_PHASE, decide, note_score
 from asr.errors import UserError
 from asr.evaluation import corpus_counts, decode_sorted, primary_metric
 from asr.features import FeatureStats
 from asr.frontend import frontend_for
 from asr.model import CTCModel
-from asr.plots import plot_training_curves
+from asr.optim import build_optimizer, step_scheduler
+from asr.runfolder import RunFolder
+from asr.runlog import epoch_line, write_run_log
 from asr.tokens import TokenSet, token_set
 
 STOPPED = "stopped by request"
+RESUMABLE = ("state", "optimizer", "scheduler", "rng", "data_path")  # what last.pt holds beyond a model
 
 
 @dataclass
@@ -100,13 +107,14 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        self.signal = 0  # the signal that asked, for the conventional exit status 128 + signal
 
     @contextmanager
     def installed(self):
         def handle(signum, frame):
             if self.requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            self.requested = True
+            self.requested, self.signal = True, signum
             tqdm.write("stop requested: saving after this update (Ctrl-C again to abort at once)")
 
         previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -115,6 +123,29 @@ class StopRequest:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+
+
+@contextmanager
+def weight_noise(model: torch.nn.Module, sigma: float, generator: torch.Generator):
+    """Gaussian noise on every weight for one forward/backward; the update applies to the clean weights.
+
+    Graves (2011) "Practical variational inference for neural networks": here once per batch, not per sequence.
+    """
+    if sigma <= 0:
+        yield
+        return
+    noises = []
+    with torch.no_grad():
+        for parameter in model.parameters():
+            noise = torch.randn(parameter.shape, generator=generator, device=parameter.device) * sigma
+            parameter.add_(noise)
+            noises.append(noise)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter, noise in zip(model.parameters(), noises):
+                parameter.sub_(noise)
 
 
 def fit_normalizer(model: CTCModel, dataset: FeatureDataset) -> None:
@@ -128,11 +159,13 @@ class Trainer:
     """One training run: data, model, optimiser and state; `fit()` runs it to the end."""
 
     def __init__(self, config: Config, data: str | Path | None, out: str | Path, resume: bool = False,
-                 overrides: list[str] = (), log=print):
+                 overrides: list[str] = (), log=print, overwrite: bool = False):
         self.out, self.log, self.overrides = Path(out), log, list(overrides)
         payload = self._resume_payload() if resume else None
         if payload is not None:
             config = resume_config(payload, config, list(overrides), self.out / "last.pt")
+            # Before the data is read and the model allocated: an override may have changed the model.
+            check_fits(payload, config, TokenSet.from_dict(payload["tokens"]), self.out / "last.pt")
             data = data or payload["data_path"]
         if data is None:
             raise UserError("no corpus given: pass --data CORPUS (a TIMIT tree, LibriSpeech folder, manifest...)")
@@ -140,11 +173,21 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         self.device = dist.setup(choose_device(config.train.device))
         self.world, self.rank = dist.world_size(), dist.rank()
+        # Locked before the data is read, so a refused folder costs nothing; only the main rank writes.
+        self.folder = RunFolder(self.out, resume, overwrite) if dist.is_main() else None
+        try:
+            self._build(payload)
+        except BaseException:
+            self._release()
+            raise
+
+    def _build(self, payload: dict | None) -> None:
+        config = self.config
         self._load_data(payload)
         self.model = CTCModel(self.train_set.features[0].shape[1], len(self.tokens), config.model).to(self.device)
         self.state = RunState()
         self.noise = torch.Generator(device=self.device).manual_seed(config.train.seed + 1)
-        self.optimizer, self.scheduler = self._optimizer()
+        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         if payload is not None:
             self._restore(payload)
         else:
@@ -158,7 +201,12 @@ class Trainer:
         path = self.out / "last.pt"
         if not path.exists():
             raise UserError(f"{path}: nothing to resume (no last.pt). Start the run without --resume")
-        return load_checkpoint(path)
+        payload = load_checkpoint(path)
+        missing = [key for key in RESUMABLE if key not in payload]
+        if missing:
+            raise UserError(f"{path}: holds a model but not the run's state (no {', '.join(missing)}), so it "
+                            "cannot be resumed; start a new run in another --out folder")
+        return payload
 
     def _load_data(self, payload: dict | None) -> None:
         config = self.config
@@ -191,26 +239,6 @@ class Trainer:
         if dataset.skipped and dist.is_main():
             self.log(f"warning: {len(dataset.skipped)} {name} utterance(s) set aside, e.g. {dataset.skipped[0]}")
 
-    def _optimizer(self):
-        t = self.config.train
-        params = self.model.parameters()
-        if t.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-        elif t.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-        else:
-            raise UserError(f"train.optimizer={t.optimizer!r}: use sgd or adam")
-        if t.lr_schedule == "constant":
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-        elif t.lr_schedule == "exponential":
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
-        elif t.lr_schedule == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.lr_decay,
-                                                                   patience=t.lr_patience)
-        else:
-            raise UserError(f"train.lr_schedule={t.lr_schedule!r}: use constant, exponential or plateau")
-        return optimizer, scheduler
-
     def _wrap(self, model: CTCModel):
         wrapped = model
         if self.world > 1:
@@ -224,7 +252,7 @@ class Trainer:
         load_weights(self.model, payload["model"], self.out / "last.pt")
         self.state = RunState(**payload["state"])
         if self.state.phase == 2:  # the optimiser was rebuilt when phase 2 began; same shape
-            self.optimizer, self.scheduler = self._optimizer()
+            self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["rng"]["torch"])
@@ -255,25 +283,6 @@ class Trainer:
     def noise_std(self) -> float:
         return self.config.train.noise_std if self.state.phase == 2 else self.config.train.weight_noise
 
-    @contextmanager
-    def weight_noise(self):
-        """Gaussian noise on every weight for one forward/backward; the update applies to the clean weights."""
-        if self.noise_std <= 0:
-            yield
-            return
-        noises = []
-        with torch.no_grad():
-            for parameter in self.model.parameters():
-                noise = torch.randn(parameter.shape, generator=self.noise, device=self.device) * self.noise_std
-                parameter.add_(noise)
-                noises.append(noise)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for parameter, noise in zip(self.model.parameters(), noises):
-                    parameter.sub_(noise)
-
     def autocast(self):
         if self.config.train.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -289,7 +298,7 @@ class Trainer:
         """One update on this rank's share of a global batch: (global loss sum, applied?)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.weight_noise():
+        with weight_noise(self.model, self.noise_std, self.noise):
             loss_sum = self.ctc_loss_sum(batch, self.parallel_model)
             # Scaled so DDP's gradient mean equals the single-process mean over the global batch.
             (loss_sum * self.world / global_size).backward()
@@ -383,79 +392,51 @@ class Trainer:
         metric = primary_metric(self.tokens)
         dev = self.evaluate(self.dev_set) if self.dev_set is not None and dist.is_main() else {}
         dev = dist.from_main(dev)  # every rank takes the same decisions below
-        train_loss = state.epoch_loss / max(state.epoch_utterances, 1)
-        record = {"epoch": state.epoch + 1, "phase": state.phase, "step": state.step, "train_loss": train_loss,
-                  "dev_loss": dev.get("loss"), f"dev_{metric}": dev.get(metric),
-                  **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
-                  "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
-                  "seconds": state.train_seconds,
-                  "frames_per_second": state.epoch_frames / max(state.epoch_seconds, 1e-9)}
+        record = self._epoch_record(dev, metric)
+        train_loss = record["train_loss"]
         state.history.append(record)
         state.epoch, state.batch = state.epoch + 1, 0
         state.epoch_loss, state.epoch_utterances, state.epoch_frames, state.epoch_seconds = 0.0, 0, 0, 0.0
         score = (dev[metric] if t.select_on == "error" else dev["loss"]) if dev else train_loss
-        improved = self._improved(score, dev.get("loss", train_loss))
+        improved = note_score(state, score, dev.get("loss", train_loss))
         if improved:
             self.save_best({k: v for k, v in record.items() if v is not None})
-        self._step_scheduler(dev.get("loss", train_loss))
-        self._log_epoch(record, metric, improved)
-        reason = self._decide()
+        step_scheduler(self.scheduler, dev.get("loss", train_loss))
+        if dist.is_main():
+            self.log(epoch_line(record, metric, improved))
+            write_run_log(self.out, state.history, metric)
+        reason = decide(state, t, self.dev_set is not None)
+        if reason == NOISE_PHASE:
+            self.start_noise_phase()
+            reason = ""
         self.save_last()
         return reason
 
-    def _improved(self, score: float, loss: float) -> bool:
+    def _epoch_record(self, dev: dict, metric: str) -> dict:
+        """The finished epoch as log.jsonl records it (dev values None without a dev set)."""
         state = self.state
-        if (score, loss) < (state.best, state.best_loss):
-            state.best, state.best_loss, state.best_epoch, state.bad_epochs = score, loss, state.epoch, 0
-            return True
-        state.bad_epochs += 1
-        return False
-
-    def _step_scheduler(self, dev_loss: float) -> None:
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(dev_loss)
-        else:
-            with warnings.catch_warnings():  # a run resumed at an epoch's end has no update before this one
-                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-                self.scheduler.step()
-
-    def _decide(self) -> str:
-        state, t = self.state, self.config.train
-        if t.patience and self.dev_set is not None and state.bad_epochs >= t.patience:
-            if t.noise_phase and state.phase == 1:
-                self.start_noise_phase()
-                return ""
-            return f"early stopping: no dev improvement in {t.patience} epochs"
-        if state.epoch >= t.max_epochs:
-            return f"reached train.max_epochs={t.max_epochs}"
-        return ""
+        return {"epoch": state.epoch + 1, "phase": state.phase, "step": state.step,
+                "train_loss": state.epoch_loss / max(state.epoch_utterances, 1),
+                "dev_loss": dev.get("loss"), f"dev_{metric}": dev.get(metric),
+                **{f"dev_{k}": v for k, v in dev.items() if k not in ("loss", metric)},
+                "lr": self.optimizer.param_groups[0]["lr"], "weight_noise": self.noise_std,
+                "seconds": state.train_seconds,
+                "frames_per_second": state.epoch_frames / max(state.epoch_seconds, 1e-9)}
 
     def start_noise_phase(self) -> None:
         """Graves' second phase: back to the best weights, fresh optimiser, weight noise on."""
         dist.barrier()
         load_weights(self.model, load_checkpoint(self.out / "best.pt")["model"], self.out / "best.pt")
         self.state.phase, self.state.bad_epochs = 2, 0
-        self.optimizer, self.scheduler = self._optimizer()
+        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         if dist.is_main():
             self.log(f"phase 2: restarting from the best epoch ({self.state.best_epoch}) "
                      f"with weight noise sigma={self.config.train.noise_std}")
 
-    def _log_epoch(self, record: dict, metric: str, improved: bool) -> None:
-        if not dist.is_main():
-            return
-        dev = (f" | dev loss {record['dev_loss']:.2f} | dev {metric.upper()} {100 * record[f'dev_{metric}']:.1f}%"
-               if record.get("dev_loss") is not None else "")
-        self.log(f"epoch {record['epoch']:3d} | train loss {record['train_loss']:.2f}{dev} | "
-                 f"lr {record['lr']:.3g} | {record['seconds'] / 60:.1f} min | "
-                 f"{record['frames_per_second']:.0f} frames/s{' | best' if improved else ''}")
-        lines = "".join(json.dumps(h) + "\n" for h in self.state.history)
-        write_text(self.out / "log.jsonl", lines)
-        plot_training_curves(self.state.history, metric, self.out / "curves.png")
-
     # ---- the run ------------------------------------------------------------------------
 
     def describe(self) -> str:
-        c, t = self.config, self.config.train
+        t = self.config.train
         batches = f"{t.batch_size} utterances" if not t.max_frames else f"<= {t.max_frames} frames"
         return (f"data: {self.data_path}: {len(self.train_set)} train utterances "
                 f"({self.train_set.num_frames():,} frames), "
@@ -465,11 +446,37 @@ class Trainer:
                 f"device {self.device}, {t.precision}")
 
     def fit(self) -> RunState:
-        """Train until early stopping, a limit, or a stop request; the final state."""
+        """Train until early stopping, a limit, or a stop request; the final state. Unlocks the folder."""
+        try:
+            return self._fit()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.folder is not None:
+            self.folder.release()
+
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped the run (130 Ctrl-C, 143 SIGTERM): schedulers see the stop."""
+        if self.state.finished != STOPPED:
+            return 0
+        return 128 + (self.stop.signal or signal.SIGTERM)  # a rank told by another rank stops as if by SIGTERM
+
+    def _nothing_left(self) -> str:
+        """Why a resumed run is already at one of its (perhaps overridden) limits; '' if it has work left.
+
+        Without this check a finished run resumed with an override that raises no limit trained one epoch more.
+        """
+        reason = self.interruption() or decide(self.state, self.config.train, self.dev_set is not None)
+        return "" if reason == NOISE_PHASE else reason
+
+    def _fit(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
         if dist.is_main():
             save_config(self.config, self.out / "config.yaml")
             self.log(self.describe())
+        self.state.finished = self.state.finished or self._nothing_left()
         if self.state.finished:
             if dist.is_main():
                 self.log(f"this run has finished ({self.state.finished}); nothing to do. To train on, "

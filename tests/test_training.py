@@ -1,4 +1,8 @@
+import dataclasses
+import errno
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import load_checkpoint, load_model, save_checkpoint
+from asr.checkpoint import load_checkpoint, load_model
 from asr.config import Config
 from asr.errors import UserError
 from asr.training import Trainer
@@ -71,6 +75,8 @@ def test_resuming_a_finished_run_does_nothing_unless_a_limit_is_raised(tiny_timi
     messages = []
     again = Trainer(None, None, tmp_path, resume=True, log=messages.append).fit()
     assert again.epoch == 1 and any("nothing to do" in m for m in messages)
+    same = Trainer(None, None, tmp_path, resume=True, overrides=["train.lr=0.001"], log=messages.append).fit()
+    assert same.epoch == 1 and len(same.history) == 1  # a limit not raised: still nothing to do
     longer = Trainer(None, None, tmp_path, resume=True, overrides=["train.max_epochs=2"], log=quiet).fit()
     assert longer.epoch == 2
 
@@ -82,6 +88,8 @@ def test_resume_refuses_another_model_and_missing_runs(tiny_timit, tmp_path):
     other = tiny_config().override(["model.hidden_size=20"])
     with pytest.raises(UserError, match="another model"):
         Trainer(other, tiny_timit, tmp_path, resume=True, log=quiet)
+    with pytest.raises(UserError, match="last.pt: the checkpoint's weights do not fit"):  # not petabytes allocated
+        Trainer(None, tiny_timit, tmp_path, resume=True, overrides=["model.hidden_size=10000000"], log=quiet)
 
 
 def test_too_short_utterances_are_set_aside_with_a_warning(tiny_timit, tmp_path):
@@ -96,7 +104,8 @@ def test_too_short_utterances_are_set_aside_with_a_warning(tiny_timit, tmp_path)
 def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_timit, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(max_bad_steps=3), tiny_timit, tmp_path, log=quiet)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    monkeypatch.setattr(trainer, "ctc_loss_sum", lambda batch, model: model(batch.features, batch.lengths).sum() * float("nan"))
+    monkeypatch.setattr(trainer, "ctc_loss_sum",
+                        lambda batch, model: model(batch.features, batch.lengths).sum() * float("nan"))
     with pytest.raises(UserError, match="3 non-finite updates in a row"):
         trainer.fit()
     assert trainer.state.skipped_steps == 3
@@ -124,16 +133,6 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_checkpoints_refuse_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    save_checkpoint({"config": {}, "evil": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(UserError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
-
-
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -159,8 +158,212 @@ def write_tiny_config(path, **train):
 
 def test_ddp_two_processes_equal_one_process_on_the_same_global_batches(tiny_timit, tmp_path):
     config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=3, batch_size=2)
-    ddp = run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    # --standalone: torchrun picks a free port, so parallel test runs never collide
+    ddp = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                   "train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "ddp"))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     Trainer(tiny_config(max_steps=3, batch_size=4), tiny_timit, tmp_path / "single", log=quiet).fit()
     assert_same_weights(final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"))
+
+
+def test_a_new_run_refuses_a_folder_holding_a_run_unless_told_to_overwrite(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
+    before = {name: (tmp_path / name).read_bytes() for name in ("last.pt", "best.pt", "config.yaml", "log.jsonl")}
+    with pytest.raises(UserError, match="already holds a run .*--resume.*new --out.*--overwrite") as caught:
+        Trainer(tiny_config(max_steps=2, lr=0.5), tiny_timit, tmp_path, log=quiet).fit()
+    assert str(tmp_path) in str(caught.value) and "\n" not in str(caught.value)
+    assert before == {name: (tmp_path / name).read_bytes() for name in before}
+    state = Trainer(tiny_config(max_steps=2), tiny_timit, tmp_path, overwrite=True, log=quiet).fit()
+    assert state.step == 2 and load_checkpoint(tmp_path / "last.pt")["state"]["step"] == 2
+    assert not (tmp_path / "best.pt").exists() and not (tmp_path / "log.jsonl").exists()  # none of the old run
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tiny_timit, tmp_path):
+    (tmp_path / "config.yaml").write_text("the config of a run that saved nothing\n")
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit().step == 1
+
+
+def test_the_cli_refuses_an_existing_run_folder_in_one_line(tiny_timit, tmp_path):
+    config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"an earlier run")
+    result = run_cli("train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'run'}: already holds a run (last.pt). "
+                                                  "Continue it with --resume, pick a new --out folder, "
+                                                  "or pass --overwrite to start over"]
+    assert (tmp_path / "run" / "last.pt").read_bytes() == b"an earlier run"
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tiny_timit, tmp_path):
+    holder = subprocess.Popen(  # stands in for a training process that holds the folder's lock
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); sys.stdin.read()", str(tmp_path / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"{tmp_path}: another training process is using this run folder"):
+            Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet)
+        assert sorted(os.listdir(tmp_path)) == [".lock"]  # nothing written
+    finally:
+        holder.communicate("")
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit().step == 1
+
+
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_temporaries_of_killed_writers_are_removed_when_a_run_resumes(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit()
+    pid = dead_pid()
+    stale = [tmp_path / f".last.pt.tmp{pid}", tmp_path / f".last.{pid}.k2j4x.tmp.pt", tmp_path / ".log.jsonl.tmp",
+             tmp_path / ".curves.tmp.png"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    Trainer(None, None, tmp_path, resume=True, overrides=["train.max_steps=2"], log=quiet).fit()
+    assert not any(path.exists() for path in stale)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_exits_with_the_signals_status_and_resumes(tiny_timit, tmp_path, monkeypatch, signum,
+                                                                  status):
+    import train
+
+    config = write_tiny_config(tmp_path / "tiny.yaml", max_epochs=2)
+    step = Trainer.train_step
+
+    def signalled_step(self, batch, global_size):
+        if self.state.step == 2:
+            os.kill(os.getpid(), signum)  # as a scheduler would; honoured after this update
+        return step(self, batch, global_size)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled_step)
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(tiny_timit), "--out", str(out)]) == status
+    assert load_checkpoint(out / "last.pt")["state"]["step"] == 3
+    monkeypatch.setattr(Trainer, "train_step", step)
+    assert train.main(["--out", str(out), "--resume"]) == 0
+    assert load_checkpoint(out / "last.pt")["state"]["epoch"] == 2
+
+
+def test_a_full_disk_mid_save_is_one_clear_error_and_keeps_the_earlier_checkpoint(tiny_timit, tmp_path, monkeypatch):
+    save, saves = torch.save, []
+
+    def save_until_the_disk_fills(payload, path):
+        saves.append(Path(path).name)
+        if len([name for name in saves if name.startswith(".last.")]) == 2:  # the second last.pt
+            Path(path).write_bytes(b"x" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(payload, path)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    with pytest.raises(UserError) as caught:
+        Trainer(tiny_config(max_epochs=3), tiny_timit, tmp_path, log=quiet).fit()
+    assert str(caught.value).splitlines() == [f"{tmp_path / 'last.pt'}: could not be written: the disk is full. "
+                                              "Free some space (the earlier file, if any, is intact), then run the "
+                                              "command again (training: add --resume)"]
+    assert load_checkpoint(tmp_path / "last.pt")["state"]["epoch"] == 1  # the earlier one, intact
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+    monkeypatch.setattr(torch, "save", save)  # space freed
+    assert Trainer(None, None, tmp_path, resume=True, log=quiet).fit().epoch == 3
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for this test (reductions then add up in one order in every process)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys, torch
+from pathlib import Path
+from asr.config import Config
+from asr.training import Trainer
+save, count = torch.save, [0]
+def save_then_die(payload, path):
+    if Path(path).name.startswith(".last."):
+        count[0] += 1
+        if count[0] == int(sys.argv[3]):  # half of this checkpoint reaches the disk, then kill -9
+            save(payload, path)
+            Path(path).write_bytes(Path(path).read_bytes()[:5000])
+            os.kill(os.getpid(), signal.SIGKILL)
+    save(payload, path)
+torch.save = save_then_die
+torch.set_num_threads(1)  # as in the test's own process, so both halves compute alike
+config = Config.from_dict(__import__("yaml").safe_load(open(sys.argv[4])))
+Trainer(config, sys.argv[1], sys.argv[2], log=lambda *a: None).fit()
+"""
+
+
+@pytest.mark.parametrize("killed_at_save", [3, 5])  # mid-epoch, and the save at the first epoch's end
+def test_kill_9_during_a_checkpoint_write_resumes_to_identical_weights(tiny_timit, tmp_path, killed_at_save,
+                                                                     one_thread):
+    straight = tmp_path / "straight"
+    Trainer(tiny_config(weight_noise=0.01, max_epochs=2, checkpoint_every=1), tiny_timit, straight, log=quiet).fit()
+    config = write_tiny_config(tmp_path / "tiny.yaml", weight_noise=0.01, max_epochs=2, checkpoint_every=1)
+    killed = tmp_path / "killed"
+    result = run_cli("-c", KILL_DURING_SAVE, str(tiny_timit), str(killed), str(killed_at_save), str(config))
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert [name for name in os.listdir(killed) if ".tmp" in name]  # the half-written temporary is there
+    resumed = Trainer(None, None, killed, resume=True, log=quiet).fit()
+    assert resumed.step == 8 and not [name for name in os.listdir(killed) if ".tmp" in name]
+    assert_same_weights(final_weights(straight), final_weights(killed))
+
+
+def test_a_model_checkpoint_in_place_of_last_pt_is_refused_clearly(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
+    (tmp_path / "last.pt").write_bytes((tmp_path / "best.pt").read_bytes())
+    with pytest.raises(UserError, match="last.pt: holds a model but not the run's state"):
+        Trainer(None, None, tmp_path, resume=True, log=quiet)
+
+
+def test_a_run_that_fails_to_start_leaves_its_folder_unlocked(tiny_timit, tmp_path):
+    with pytest.raises(UserError) as failed:
+        Trainer(tiny_config(max_steps=1), tmp_path / "no-such-corpus", tmp_path / "run", log=quiet)
+    assert failed.traceback  # the failed Trainer's frames are still referenced here
+    assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path / "run", log=quiet).fit().step == 1
+
+
+def test_early_stopping_waits_patience_epochs_then_switches_phase_then_stops():
+    from asr.early_stopping import NOISE_PHASE, decide, note_score
+    from asr.training import RunState
+
+    t = tiny_config(patience=2, noise_phase=True, max_epochs=10).train
+    state = RunState()
+    decisions = []
+    for epoch, score in enumerate([0.5, 0.4, 0.4, 0.45, 0.3, 0.35, 0.31], start=1):
+        state.epoch = epoch
+        improved = note_score(state, score, loss=1.0)
+        decision = decide(state, t, has_dev=True)
+        if decision == NOISE_PHASE:
+            state.phase, state.bad_epochs = 2, 0
+        decisions.append((improved, decision))
+    assert decisions == [(True, ""), (True, ""), (False, ""), (False, NOISE_PHASE), (True, ""), (False, ""),
+                         (False, "early stopping: no dev improvement in 2 epochs")]
+    assert (state.best, state.best_epoch) == (0.3, 5)
+    assert decide(state, t, has_dev=False) == ""  # without a dev set only the limits stop a run
+
+
+def test_the_optimizer_factory_refuses_unknown_choices():
+    from asr.optim import build_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = build_optimizer(model.parameters(), tiny_config(lr_schedule="plateau").train)
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.01
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(UserError, match="lbfgs"):  # refused here, or earlier where the config is checked
+        build_optimizer(model.parameters(), dataclasses.replace(tiny_config().train, optimizer="lbfgs"))
+
+
+@pytest.mark.parametrize("returned, status", [(None, 0), (0, 0), (143, 143)])
+def test_the_cli_exits_with_the_status_main_returns(returned, status):
+    from asr.cli import run
+
+    with pytest.raises(SystemExit) as exited:
+        run(lambda: returned)
+    assert exited.value.code == status
