@@ -97,6 +97,9 @@ class RawFormat:
         if self.sample_rate <= 0 or self.channels <= 0:
             raise UserError(f"raw PCM needs a positive sample rate and channel count, "
                             f"got {self.sample_rate} Hz and {self.channels} channels")
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise UserError(f"a raw PCM rate of {self.sample_rate} Hz is outside the {MIN_RATE}-{MAX_RATE} Hz "
+                            "of real recordings; check --raw-rate (in Hz, e.g. 16000)")
 
 
 def load_audio(path: str | bytes | os.PathLike, sample_rate: int = 16000, *,

@@ -153,6 +153,8 @@ def test_bad_raw_settings_are_user_errors():
         RawFormat(16000, endian="MIDDLE")
     with pytest.raises(UserError, match="positive"):
         RawFormat(0)
+    with pytest.raises(UserError, match="raw PCM rate of 16 Hz .* check --raw-rate"):
+        RawFormat(16)  # kHz for Hz
 
 
 # --- files a user can get wrong ------------------------------------------------------------
