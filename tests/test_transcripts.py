@@ -103,3 +103,23 @@ def test_training_refuses_phone_tokens_on_a_text_only_manifest(tmp_path):
     with pytest.raises(UserError, match="needs time-aligned phone labels"):
         Trainer(config, manifest, tmp_path / "out", log=lambda *a: None)
 
+
+
+class RefusesOne(FixedFrames):
+    """FixedFrames, but the second file is unreadable."""
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        if path.name == "train1.wav":
+            raise UserError(f"{path}: is not readable audio")
+        return super().__call__(path)
+
+
+def test_the_summary_counts_every_reason(tmp_path):
+    manifest = write_manifest(tmp_path, "train", ["ok", "fine file", "", "a" * 41])
+    dataset = FeatureDataset(read_manifest(manifest), RefusesOne(), speech_characters())
+    assert [u.text for u in dataset.utterances] == ["ok"]
+    assert list(dataset.set_aside) == ["with empty transcripts", "with unreadable files", "too short for their labels"]
+    assert dataset.summary(examples=1) == (
+        f"3 set aside: 1 with empty transcripts, e.g. {manifest} line 3: an empty transcript (''). Give its "
+        f"transcript, or leave it out | 1 with unreadable files, e.g. {tmp_path / 'train1.wav'}: is not readable "
+        f"audio | 1 too short for their labels, e.g. {manifest} line 4: 40 frames are too few for 41 labels under CTC")
