@@ -3,8 +3,12 @@
 Features are computed once (in parallel worker processes if asked) and kept in
 memory: on a corpus of TIMIT's size (1.1 M frames x 123 values) that is about
 0.5 GB, and it removes the front end from every epoch after the first. An
-utterance too short for its labels under CTC, or whose file cannot be read, is
-set aside with a counted warning instead of failing the run.
+utterance too short for its labels under CTC, whose file cannot be read, whose
+transcript is empty or holds characters the token set cannot write (a digit
+for speech characters, a dev line's character unseen in training) is set aside
+with a counted warning naming it, instead of failing the run or training on a
+mangled target. A phone token set on utterances without phone labels fails at
+once: every target would be empty.
 """
 
 from __future__ import annotations
@@ -77,21 +81,69 @@ def compute_features(utterances: Sequence[Utterance], frontend: Frontend, num_wo
     return features, errors
 
 
+def phone_labels_check(utterances: Sequence[Utterance], tokens: TokenSet) -> None:
+    """Refuse a phone model on utterances without phone labels (a text-only manifest).
+
+    Every target would be empty: the run would train on nothing and score PER inf%.
+    """
+    if tokens.kind != "phones" or not utterances or any(u.phones for u in utterances):
+        return
+    listing = utterances[0].source.rsplit(" line ", 1)[0] or str(utterances[0].path.parent)
+    raise UserError(f"{listing}: the phone token set (timit61) needs time-aligned phone labels, and none of its "
+                    f"{len(utterances)} utterances has any. Train on its text with data.tokens=speech-chars "
+                    "(or chars), or give a corpus with phone labels (a TIMIT tree)")
+
+
+# Why utterances are set aside, as `FeatureDataset.set_aside` groups them.
+UNWRITABLE, EMPTY, UNREADABLE, TOO_SHORT = ("with characters outside the token set", "with empty transcripts",
+                                            "with unreadable files", "too short for their labels")
+
+
+def label_ids(utterance: Utterance, tokens: TokenSet) -> tuple[list[int], str, str]:
+    """The utterance's label ids, or [], the reason (UNWRITABLE or EMPTY) and a message naming it."""
+    transcript = utterance.transcript(tokens.kind)
+    unwritable = tokens.unwritable(transcript)
+    if unwritable:
+        shown = ", ".join(repr(c) for c in unwritable)
+        return [], UNWRITABLE, (f"{utterance.where}: transcript has characters outside the token set: {shown}. "
+                                f"Spell them with the token set's symbols ({tokens.describe()}), e.g. numbers as words")
+    targets = tokens.encode_text(transcript, source=utterance.where)
+    if not targets:
+        what = "no phone labels" if tokens.kind == "phones" else f"an empty transcript ({transcript!r})"
+        return [], EMPTY, f"{utterance.where}: {what}. Give its transcript, or leave it out"
+    return targets, "", ""
+
+
 class FeatureDataset(torch.utils.data.Dataset):
-    """Utterances with cached features and label ids; `skipped` lists what was set aside and why."""
+    """Utterances with cached features and label ids.
+
+    `set_aside` maps each reason (UNWRITABLE, EMPTY, UNREADABLE, TOO_SHORT) to
+    one message per utterance set aside for it (which utterance, which
+    characters); `skipped` is all of them, `summary()` counts them for the log.
+    Transcripts are checked before any features are computed.
+    """
 
     def __init__(self, utterances: Sequence[Utterance], frontend: Frontend, tokens: TokenSet,
                  num_workers: int = 0, desc: str = "features"):
-        features, errors = compute_features(utterances, frontend, num_workers, desc)
-        self.skipped: list[str] = list(errors)
+        phone_labels_check(utterances, tokens)
+        self.set_aside: dict[str, list[str]] = {}
+        labelled = []
+        for utterance in utterances:
+            targets, reason, message = label_ids(utterance, tokens)
+            if reason:
+                self.set_aside.setdefault(reason, []).append(message)
+            else:
+                labelled.append((utterance, targets))
+        features, errors = compute_features([u for u, _ in labelled], frontend, num_workers, desc)
+        if errors:
+            self.set_aside[UNREADABLE] = errors
         self.utterances, self.features, self.targets = [], [], []
-        for utterance, feats in zip(utterances, features):
+        for (utterance, targets), feats in zip(labelled, features):
             if feats is None:
                 continue
-            targets = tokens.encode_text(utterance.transcript(tokens.kind), source=str(utterance.path))
             if feats.shape[0] < ctc_min_frames(targets):
-                self.skipped.append(f"{utterance.path}: {feats.shape[0]} frames are too few for "
-                                    f"{len(targets)} labels under CTC")
+                self.set_aside.setdefault(TOO_SHORT, []).append(
+                    f"{utterance.where}: {feats.shape[0]} frames are too few for {len(targets)} labels under CTC")
                 continue
             self.utterances.append(utterance)
             self.features.append(feats)
@@ -99,6 +151,17 @@ class FeatureDataset(torch.utils.data.Dataset):
         if not self.utterances:
             raise UserError(f"no usable utterances ({len(self.skipped)} set aside); first reason: "
                             f"{self.skipped[0] if self.skipped else 'the split is empty'}")
+
+    @property
+    def skipped(self) -> list[str]:
+        """Every utterance set aside, one message each, grouped by reason."""
+        return [message for messages in self.set_aside.values() for message in messages]
+
+    def summary(self, examples: int = 3) -> str:
+        """What was set aside, counted by reason with a few examples each ('' if nothing)."""
+        parts = [f"{len(messages)} {reason}, e.g. " + "; ".join(messages[:examples])
+                 for reason, messages in self.set_aside.items()]
+        return f"{len(self.skipped)} set aside: " + " | ".join(parts) if parts else ""
 
     def __len__(self) -> int:
         return len(self.utterances)

@@ -68,15 +68,19 @@ def fold_phones(phones: Iterable[str]) -> list[str]:
     return [p for p in folded if p is not None]
 
 
+def _base_letters(text: str) -> str:
+    """Lower case without accents: what `normalize_speech_text` keeps a letter as."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+
+
 def normalize_speech_text(text: str) -> str:
     """Lower-case, strip accents and punctuation but apostrophes, squeeze spaces.
 
     The word transcripts of TIMIT, LibriSpeech and users' manifests differ in
     case and punctuation; a character model for speech sees one spelling.
     """
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[^a-z' ]+", " ", text)
+    text = re.sub(r"[^a-z' ]+", " ", _base_letters(text))
     return " ".join(text.split())
 
 
@@ -127,6 +131,20 @@ class TokenSet:
                 f"{source}: label {missing.args[0]!r} is not in the model's token set "
                 f"({self.describe()}). Check the transcript, or build the token set from this data"
             ) from None
+
+    def unwritable(self, transcript: str) -> list[str]:
+        """The labels of `transcript` this set cannot write, each once, in order of first use.
+
+        For speech characters these are the letters and digits that the
+        normalisation would silently drop ('2', 'ß', Cyrillic): a transcript
+        that loses them no longer says what was spoken. Punctuation is meant
+        to go and is not counted; accents come off the letters they sit on.
+        """
+        if self.normalize == "speech":
+            labels = [c for c in _base_letters(transcript) if c.isalnum()]
+        else:
+            labels = self.labels(transcript)
+        return list(dict.fromkeys(label for label in labels if label not in self._index))
 
     def encode_text(self, transcript: str, source: str = "transcript") -> list[int]:
         return self.encode(self.labels(transcript), source)

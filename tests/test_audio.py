@@ -153,6 +153,8 @@ def test_bad_raw_settings_are_user_errors():
         RawFormat(16000, endian="MIDDLE")
     with pytest.raises(UserError, match="positive"):
         RawFormat(0)
+    with pytest.raises(UserError, match="raw PCM rate of 16 Hz .* check --raw-rate"):
+        RawFormat(16)  # kHz for Hz
 
 
 # --- files a user can get wrong ------------------------------------------------------------
@@ -240,7 +242,7 @@ def test_compressed_sphere_is_named(tmp_path):
 
 def test_write_audio_is_atomic_and_leaves_no_temp_files(tmp_path, good_wav):
     before = good_wav.read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # soundfile refuses the unknown subtype
         write_audio(good_wav, torch.zeros(100), 16000, subtype="NO_SUCH_SUBTYPE")
     assert good_wav.read_bytes() == before
     write_audio(good_wav, torch.full((2, 50), 0.25), 8000)

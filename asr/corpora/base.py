@@ -30,6 +30,13 @@ class Utterance:
     speaker: str = ""
     phones: tuple[Segment, ...] = field(default=(), repr=False)
     words: tuple[Segment, ...] = field(default=(), repr=False)
+    # Where the utterance is listed ("train.jsonl line 7"), for reports; "" where the path says it.
+    source: str = field(default="", repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        """How messages name this utterance: its listing line if it has one, else its file."""
+        return self.source or str(self.path)
 
     def transcript(self, kind: str) -> str:
         """The transcript a token set of `kind` (``phones`` or ``chars``) reads."""

@@ -37,11 +37,14 @@ def _parse_line(manifest: Path, number: int, line: str) -> Utterance:
     media = [k for k in MEDIA_KEYS if k in record]
     if len(media) != 1 or "text" not in record:
         raise UserError(f"{where}: needs \"text\" and one of \"audio\" or \"image\"; it has {sorted(record)}")
+    if not isinstance(record["text"], str):
+        raise UserError(f"{where}: \"text\" is {json.dumps(record['text'])}, not a string. Give the transcript "
+                        "as a JSON string (\"\" if there is none: training sets such lines aside)")
     path = manifest.parent / str(record[media[0]])
     if not path.exists():
         raise file_error(path, f"listed in {where} does not exist", "Fix the path (relative to the manifest's folder)")
-    return Utterance(id=str(record.get("id", path.stem)), path=path, text=str(record["text"]),
-                     speaker=str(record.get("speaker", record.get("writer", ""))))
+    return Utterance(id=str(record.get("id", path.stem)), path=path, text=record["text"],
+                     speaker=str(record.get("speaker", record.get("writer", ""))), source=where)
 
 
 def read_manifest(path: str | Path, split: str | None = None) -> list[Utterance]:
