@@ -237,7 +237,7 @@ class Trainer:
 
     def _report_skipped(self, name: str, dataset: FeatureDataset) -> None:
         if dataset.skipped and dist.is_main():
-            self.log(f"warning: {len(dataset.skipped)} {name} utterance(s) set aside, e.g. {dataset.skipped[0]}")
+            self.log(f"warning: {name} utterances: {dataset.summary()}")
 
     def _wrap(self, model: CTCModel):
         wrapped = model
