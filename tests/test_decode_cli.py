@@ -66,7 +66,7 @@ def test_output_into_a_closed_pipe_ends_quietly(tiny_timit):
 
 
 def test_main_takes_its_arguments(tiny_timit, capsys):
-    import decode
+    from asr.commands import decode
 
     path = next((tiny_timit / "TEST").rglob("*.WAV"))
     assert decode.main([str(path)]) == 0
@@ -75,7 +75,7 @@ def test_main_takes_its_arguments(tiny_timit, capsys):
 
 def test_json_output_has_no_nan_or_infinity():
     """An absurd input can give a score of -inf or NaN; JSON has no such numbers, so they become null."""
-    import decode
+    from asr.commands import decode
     from asr.transcribe import Segment, Transcript
 
     result = Transcript("a", ["a"], float("-inf"), [Segment("a", 0.0, 0.1, float("nan"))], 0.1)

@@ -107,7 +107,7 @@ def test_pictures(audio, image, tmp_path):
 def test_nothing_outside_the_front_ends_asks_which_kind_of_input_it_has():
     """Issue 9: the kinds once differed in 17 string comparisons over five files."""
     asks = re.compile(r"modality\s*[!=]=|[!=]=\s*\"image\"|kind\s*==\s*\"image\"|unit\s*==")
-    files = ["asr/transcribe.py", "asr/plots.py", "asr/evaluation.py", "asr/training.py", "decode.py"]
+    files = ["asr/transcribe.py", "asr/plots.py", "asr/evaluation.py", "asr/training.py", "asr/commands/decode.py"]
     found = [f"{name}: {line.strip()}" for name in files for line in (ROOT / name).read_text().splitlines()
              if asks.search(line)]
     assert found == []

@@ -1,6 +1,5 @@
 """``python -m asr.lm``: see `asr.lm.cli`."""
 
-from asr.cli import run
-from asr.lm.cli import main
+from asr.lm.cli import cli
 
-run(main)
+cli()

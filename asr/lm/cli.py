@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from asr.cli import run
 from asr.lm.kneser_ney import train_ngram
 
 
@@ -43,3 +44,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     lm.write_arpa(args.out)
     sizes = ", ".join(f"{len(level)} {k + 1}-grams" for k, level in enumerate(lm.ngrams))
     print(f"{args.out}: {args.order}-gram over {args.tokens} from {len(sequences)} transcripts ({sizes})")
+
+
+def cli() -> None:
+    """The `asr-lm` command: `main` with one-line errors and exit codes."""
+    run(main)

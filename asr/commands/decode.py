@@ -1,0 +1,209 @@
+"""Transcribe files, or evaluate a checkpoint on a test set.
+
+Examples:
+  python decode.py speech.wav recordings/                       # shipped model, one line per file
+  python decode.py --checkpoint checkpoints/RUN --beam 16 --output-format json speech.wav
+  python decode.py --raw-rate 16000 --raw-encoding PCM_16 goforward.raw
+  python decode.py --checkpoint CKPT --test-set data/generated/synth-timit --split core
+  python decode.py --checkpoint CKPT --test-set CORPUS --split dev --lm phones.arpa --tune-lm
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from asr.cli import run
+from asr.errors import UserError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="*", help="audio or image files, or folders of them")
+    parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: the shipped "
+                                             "checkpoints/synth-small)")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1: best path, the default)")
+    parser.add_argument("--lm", help="ARPA n-gram (tokens, or words for character models), for shallow fusion")
+    parser.add_argument("--lm-weight", type=float, default=0.5, help="weight of the LM's log probability")
+    parser.add_argument("--insertion-bonus", type=float, default=0.0, help="added per emitted token")
+    parser.add_argument("--output-format", choices=("text", "json", "ctm"), default="text",
+                        help="text: FILE<TAB>transcript; json: one object per file with labels, score and "
+                             "per-label times; ctm: one line per label (file channel start duration label conf)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--raw-rate", type=int, help="sample rate of headerless PCM inputs (.raw, .pcm)")
+    parser.add_argument("--raw-encoding", default="PCM_16", help="sample format of headerless PCM (PCM_16, FLOAT, ...)")
+    parser.add_argument("--chunk-seconds", type=float, default=30.0, help="longer audio is processed in chunks")
+    test = parser.add_argument_group("evaluation")
+    test.add_argument("--test-set", help="a corpus (TIMIT tree, LibriSpeech, manifest, IAM) to decode and score")
+    test.add_argument("--split", help="its split (default: the config's data.test_split)")
+    test.add_argument("--out", help="folder for results.jsonl, summary.json and the plot "
+                                    "(default: out/decode/<checkpoint>-<split>)")
+    test.add_argument("--batch-size", type=int, default=16)
+    test.add_argument("--workers", type=int, default=0, help="feature-extraction processes")
+    test.add_argument("--plot-utterance", help="id of the utterance to plot (default: the first)")
+    test.add_argument("--tune-lm", action="store_true", help="grid-search --lm's weight and insertion bonus on "
+                                                            "--test-set (use the dev split) and print the best")
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse values that would fail deep inside, or silently do something else than asked."""
+    if not (math.isfinite(args.chunk_seconds) and args.chunk_seconds > 0):
+        raise UserError(f"--chunk-seconds {args.chunk_seconds:g}: give a positive number of seconds, e.g. 30")
+    for flag, value in (("--lm-weight", args.lm_weight), ("--insertion-bonus", args.insertion_bonus)):
+        if not math.isfinite(value):
+            raise UserError(f"{flag} {value:g}: give a finite number, e.g. 0.5")
+    for flag, value, least in (("--beam", args.beam, 1), ("--batch-size", args.batch_size, 1),
+                               ("--workers", args.workers, 0)):
+        if value < least:
+            raise UserError(f"{flag} {value}: must be at least {least}")
+
+
+def choose_device(name: str) -> str:
+    """The torch device for --device; one that this machine lacks is a user error, not a CUDA traceback."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"numbered from 0; use cuda:0")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: not supported; use auto, cpu, cuda or cuda:N")
+    return name
+
+
+def make_transcriber(args: argparse.Namespace, lm_weight: float | None = None):
+    from asr.audio import RawFormat
+    from asr.transcribe import Transcriber
+
+    raw = RawFormat(args.raw_rate, args.raw_encoding) if args.raw_rate else None
+    return Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, raw=raw,
+                                       device=choose_device(args.device), beam_size=args.beam,
+                                       lm_weight=args.lm_weight if lm_weight is None else lm_weight,
+                                       insertion_bonus=args.insertion_bonus, chunk_seconds=args.chunk_seconds)
+
+
+def input_files(inputs: list[str], suffixes: frozenset[str]) -> list[Path]:
+    """The files named, and the files inside the folders named that have one of `suffixes` (sorted)."""
+    files = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def format_result(path: str, result, output_format: str) -> str:
+    if output_format == "text":
+        return f"{path}\t{result.text}"
+    if output_format == "json":
+        return result.to_json(file=path)
+    utterance = Path(path).stem
+    return "\n".join(f"{utterance} 1 {s.start:.3f} {s.end - s.start:.3f} {s.label if s.label != ' ' else '<space>'} "
+                     f"{s.confidence:.3f}" for s in result.segments)
+
+
+def transcribe(args: argparse.Namespace) -> int:
+    transcriber = make_transcriber(args)
+    suffixes = transcriber.frontend.suffixes
+    files = input_files(args.inputs, suffixes)
+    if not files:
+        raise UserError(f"no {transcriber.frontend.modality} files ({', '.join(sorted(suffixes))}) found in "
+                        f"{' '.join(args.inputs)}")
+    failed = 0
+    for path, result in transcriber.transcribe_files(files):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"error: {result}", file=sys.stderr, flush=True)
+        else:
+            text = format_result(path, result, args.output_format)
+            if text:
+                print(text, flush=True)
+    if failed:
+        print(f"{failed} of {len(files)} file(s) could not be transcribed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def test_split(args: argparse.Namespace, transcriber):
+    from asr.corpora import open_corpus
+
+    corpus = open_corpus(args.test_set)
+    split = args.split or transcriber.config.data.test_split
+    if split not in corpus.splits:
+        raise UserError(f"{args.test_set}: no split {split!r}; it has {', '.join(corpus.splits)}")
+    return corpus, split, corpus.read(split)
+
+
+def output_folder(args: argparse.Namespace, split: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    name = Path(args.checkpoint).stem if args.checkpoint and Path(args.checkpoint).is_file() else \
+        Path(args.checkpoint or "synth-small").name
+    return Path("out") / "decode" / f"{name}-{Path(args.test_set).name}-{split}"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from asr.evaluation import evaluate as run_evaluation
+    from asr.evaluation import format_summary
+
+    transcriber = make_transcriber(args)
+    corpus, split, utterances = test_split(args, transcriber)
+    out = output_folder(args, split)
+    decoder = f"beam {args.beam}" + (f" + LM (weight {args.lm_weight:g})" if args.lm else "") if args.beam > 1 or \
+        args.lm else "best path"
+    print(f"decoding {len(utterances)} utterances of {args.test_set} ({split}) with {decoder}")
+    summary = run_evaluation(transcriber, utterances, out, args.batch_size, args.workers, args.plot_utterance,
+                             log=lambda m: print(m, file=sys.stderr))
+    print(format_summary(summary, transcriber.tokens))
+    print(f"per-utterance results: {out / 'results.jsonl'}; summary: {out / 'summary.json'}"
+          + (f"; plot: {summary['plot']}" if "plot" in summary else ""))
+    return 1 if summary["failed"] else 0
+
+
+def tune_lm(args: argparse.Namespace) -> int:
+    from asr.evaluation import tune_language_model
+
+    if not args.lm or not args.test_set:
+        raise UserError("--tune-lm needs --lm ARPA and --test-set CORPUS (with --split dev)")
+    transcriber = make_transcriber(args)
+    corpus, split, utterances = test_split(args, transcriber)
+    weight, bonus, table = tune_language_model(transcriber, utterances, max(args.beam, 8), args.batch_size,
+                                               args.workers, log=lambda m: print(m, file=sys.stderr))
+    print("lm_weight  insertion_bonus  error")
+    for row in table:
+        print(f"{row[0]:9.2f}  {row[1]:15.2f}  {100 * row[2]:5.2f}%")
+    print(f"best on {split}: --lm {args.lm} --lm-weight {weight:g} --insertion-bonus {bonus:g} "
+          f"--beam {max(args.beam, 8)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_args(args)
+    if args.tune_lm:
+        return tune_lm(args)
+    if args.test_set:
+        return evaluate(args)
+    if not args.inputs:
+        raise UserError("nothing to do: give audio/image files or folders, or --test-set CORPUS")
+    return transcribe(args)
+
+
+def cli() -> None:
+    """The `asr-decode` command: `main` with one-line errors and exit codes."""
+    run(main)
+
+
+if __name__ == "__main__":
+    cli()
