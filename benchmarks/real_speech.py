@@ -159,12 +159,14 @@ def _sphinx_transcription(folder: Path, listing: str, set_name: str) -> list[Rec
     return sorted(out, key=lambda r: r.name)
 
 
-def read_librivox(root: Path = POCKETSPHINX_DATA) -> list[Recording]:
+def read_librivox(root: Path | None = None) -> list[Recording]:
+    root = root or POCKETSPHINX_DATA
     _require(root / "librivox", "pocketsphinx-testdata")
     return _sphinx_transcription(root / "librivox", "transcription", "librivox")
 
 
-def read_cards(root: Path = POCKETSPHINX_DATA) -> list[Recording]:
+def read_cards(root: Path | None = None) -> list[Recording]:
+    root = root or POCKETSPHINX_DATA
     _require(root / "cards", "pocketsphinx-testdata")
     return _sphinx_transcription(root / "cards", "cards.transcription", "cards")
 
@@ -177,7 +179,8 @@ def grammar_sentence(path: Path, rule: str) -> str:
     return " ".join(found.group(1).split())
 
 
-def read_raw(root: Path = POCKETSPHINX_DATA) -> list[Recording]:
+def read_raw(root: Path | None = None) -> list[Recording]:
+    root = root or POCKETSPHINX_DATA
     _require(root / "goforward.raw", "pocketsphinx-testdata")
     pcm = RawFormat(RATE, "PCM_16")
     digits = root / "tidigits" / "dhd.2934z.raw"
@@ -189,22 +192,25 @@ def read_raw(root: Path = POCKETSPHINX_DATA) -> list[Recording]:
     ]
 
 
-def read_alsa(root: Path = ALSA_SOUNDS) -> list[Recording]:
+def read_alsa(root: Path | None = None) -> list[Recording]:
+    root = root or ALSA_SOUNDS
     _require(root, "alsa-utils")
     # Noise.wav is pink noise for testing speakers: its name is not what it says
     return [Recording("alsa", p.stem, p, normalize_words(p.stem.replace("_", " ")))
             for p in sorted(root.glob("*.wav")) if p.stem != "Noise"]
 
 
-def asterisk_transcripts(path: Path = ASTERISK_TEXT) -> dict[str, str]:
+def asterisk_transcripts(path: Path | None = None) -> dict[str, str]:
     """core-sounds-en.txt ('name: text' lines, ';' comments; gzipped as Debian ships it), as written."""
+    path = Path(path or ASTERISK_TEXT)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
         pairs = (line.split(":", 1) for line in lines if ":" in line and not line.startswith(";"))
         return {name.strip(): text.strip() for name, text in pairs}
 
 
-def read_asterisk(root: Path = ASTERISK_SOUNDS, text: Path = ASTERISK_TEXT) -> list[Recording]:
+def read_asterisk(root: Path | None = None, text: Path | None = None) -> list[Recording]:
+    root, text = root or ASTERISK_SOUNDS, text or ASTERISK_TEXT
     _require(root, "asterisk-core-sounds-en-wav")
     _require(text, "asterisk-core-sounds-en")
     transcripts = asterisk_transcripts(text)
