@@ -239,3 +239,32 @@ def test_pocketsphinx_recognizes_go_forward(tmp_path):
     raw = report["sets"]["raw"]["systems"]
     assert raw["pocketsphinx"]["wer"] == 0 and raw["pocketsphinx"]["rtf"] > 0
     assert raw["ours"]["wer"] is None
+
+
+def test_a_character_model_is_scored_in_words(tmp_path):
+    """Any checkpoint goes through --checkpoint; one that writes characters gets a WER (an untrained one here)."""
+    import torch
+
+    from asr.checkpoint import model_payload, save_checkpoint
+    from asr.config import Config
+    from asr.model import CTCModel
+    from asr.tokens import speech_characters
+
+    sets = installed_sets()
+    if not sets:
+        pytest.skip("none of the sets' Debian packages is installed; install.sh installs them")
+    torch.manual_seed(0)
+    config = Config.from_dict({"features": {"kind": "fbank", "n_mels": 20, "energy": True, "deltas": 0},
+                               "model": {"hidden_size": 8, "num_layers": 1}, "data": {"tokens": "speech-chars"}})
+    tokens = speech_characters()
+    save_checkpoint(model_payload(CTCModel(config.features.dim, len(tokens), config.model), config, tokens),
+                    tmp_path / "chars.pt")
+    out = tmp_path / "real.json"
+    assert main(["--checkpoint", str(tmp_path / "chars.pt"), "--sets", sets[0], "--limit", "2",
+                 "--systems", "ours", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    ours = report["sets"][sets[0]]["systems"]["ours"]
+    said = [u["ours"] for u in report["utterances"]]
+    assert ours["wer"] == pytest.approx(score([u["reference"] for u in report["utterances"]], said).rate)
+    assert ours["reference_length"] == report["sets"][sets[0]]["words"]
+    assert all(text == normalize_words(text) for text in said)
