@@ -173,6 +173,16 @@ def test_a_missing_package_names_itself(monkeypatch, tmp_path):
         main(["--systems", "whisper"])
 
 
+def test_by_default_a_missing_set_is_left_out_saying_why(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(rs, "ALSA_SOUNDS", tmp_path / "nothing")
+    if not installed_sets():
+        pytest.skip("none of the sets' Debian packages is installed; install.sh installs them")
+    assert main(["--limit", "1", "--systems", "ours"]) == 0
+    printed = capsys.readouterr().out
+    assert "left out alsa" in printed and "apt-get install alsa-utils" in printed
+    assert "\nalsa " not in printed  # no row for it
+
+
 # ---- scoring ------------------------------------------------------------------------------------
 
 
