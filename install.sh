@@ -7,7 +7,9 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(
   flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
-  wordnet-base bible-kjv pocketsphinx-testdata libsndfile1
+  wordnet-base bible-kjv libsndfile1
+  # real human recordings, for evaluation only (benchmarks/real_speech.py, tests/test_real_speech.py)
+  pocketsphinx-testdata alsa-utils asterisk-core-sounds-en-wav asterisk-core-sounds-en
   g++  # builds the LSTM time loop (asr/_lstm); without it a slower plain-torch loop runs
   # handwriting "writers" for the synthetic IAM-layout corpus
   fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
