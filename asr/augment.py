@@ -37,7 +37,7 @@ Waveform effects, in the order the chain applies them (a 1-D float waveform in
 - additive noise at an SNR drawn uniformly in dB: white, pink (power ~ 1/f),
   brown (~ 1/f^2), or babble (a sum of other utterances).
 - a telephone channel: down to 8 kHz, the 300-3400 Hz band of ITU-T G.712,
-  8-bit mu-law (G.711), back up to the original rate.
+  8-bit mu-law (G.711), the band again, back up to the original rate.
 - gain (uniform in dB), then clipping at a random fraction of the peak.
 
 Feature effect: SpecAugment's frequency and time masks (Park et al. 2019,
@@ -147,23 +147,39 @@ def vtlp_warp(freqs: torch.Tensor, alpha: float, boundary_hz: float, nyquist: fl
 
 def vtlp(x: torch.Tensor, alpha: float, sample_rate: int, boundary_hz: float = 4800.0,
          n_fft: int = 512) -> torch.Tensor:
-    """`x` with its spectrum warped by `vtlp_warp`: a component at f moves to f'. Same length."""
+    """`x` with its spectrum warped by `vtlp_warp`: a component at f moves to f'. Same length and RMS.
+
+    A phase vocoder: each output bin takes the interpolated magnitude at its source
+    frequency and the warped instantaneous frequency of the nearest source bin, whose
+    phase it accumulates from frame to frame. Keeping the source phases instead would
+    leave each component on its source bin's frequency grid (a 1 kHz tone warped by 1.1
+    came out at 1125 Hz, the nearest bin, instead of 1100).
+    """
     if alpha == 1:
         return x
     nyquist = sample_rate / 2
     window = torch.hann_window(n_fft, dtype=x.dtype)
     hop = n_fft // 4
-    spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)  # (F, frames)
-    bins = torch.linspace(0, nyquist, spectrum.shape[0], dtype=torch.float64)
+    spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)  # (bins, frames)
+    n_bins = spectrum.shape[0]
+    bins = torch.linspace(0, nyquist, n_bins, dtype=torch.float64)
     # the warp is monotonic, so its inverse at each output bin is found by interpolation
     source = torch.from_numpy(np.interp(bins.numpy(), vtlp_warp(bins, alpha, boundary_hz, nyquist).numpy(),
-                                        bins.numpy())) / nyquist * (spectrum.shape[0] - 1)
-    below = source.floor().long().clamp(max=spectrum.shape[0] - 2)
+                                        bins.numpy())) / nyquist * (n_bins - 1)
+    below = source.floor().long().clamp(max=n_bins - 2)
     weight = (source - below).to(x.dtype).unsqueeze(1)
     magnitude = spectrum.abs()
     warped = magnitude[below] * (1 - weight) + magnitude[below + 1] * weight
-    phase = torch.polar(torch.ones_like(warped), spectrum[source.round().long()].angle())
-    return torch.istft(warped * phase, n_fft, hop, window=window, length=x.shape[-1])
+    # instantaneous frequency: the bin's centre plus the wrapped deviation of its phase advance
+    angle = spectrum.angle()
+    centre = (2 * math.pi * hop / n_fft) * torch.arange(n_bins, dtype=x.dtype).unsqueeze(1)
+    advance = centre + torch.remainder(torch.diff(angle, dim=1) - centre + math.pi, 2 * math.pi) - math.pi
+    nearest = source.round().long()
+    hz = vtlp_warp(advance[nearest].double() * sample_rate / (2 * math.pi * hop), alpha, boundary_hz, nyquist)
+    start = angle[nearest, :1]
+    phase = torch.cat([start, start + torch.cumsum(hz.to(x.dtype) * (2 * math.pi * hop / sample_rate), dim=1)], 1)
+    y = torch.istft(torch.polar(warped, phase), n_fft, hop, window=window, length=x.shape[-1])
+    return y * (_rms(x) / _rms(y).clamp(min=1e-12))
 
 
 def synthetic_rir(rt60: float, sample_rate: int, rng: torch.Generator) -> torch.Tensor:
@@ -262,16 +278,21 @@ def mu_law(x: torch.Tensor, channels: int = 256) -> torch.Tensor:
 
 
 def telephone(x: torch.Tensor, sample_rate: int, mulaw: bool = True) -> torch.Tensor:
-    """`x` as a narrowband telephone line passes it: at 8 kHz, 300-3400 Hz, mu-law coded,
-    then back at `sample_rate` (with nothing above 4 kHz). Same length."""
+    """`x` as a narrowband telephone line passes it, back at `sample_rate`. Same length.
+
+    Down to 8 kHz, the 300-3400 Hz send filter, mu-law coding, and the receive filter
+    (G.712 puts one on each side of the codec): the receive filter also removes the
+    coding noise outside the band, and what the 8 -> 16 kHz resampler's finite stop band
+    let through above 4 kHz (-35 dB of the signal without it).
+    """
     rate = min(sample_rate, TELEPHONE_RATE)
     y = _RESAMPLE(x, sample_rate, rate) if rate != sample_rate else x
     y = band_limit(y, rate, *TELEPHONE_BAND)
     if mulaw:
         y = mu_law(y)
     if rate != sample_rate:
-        y = _RESAMPLE(y, rate, sample_rate)
-    return _fit(y, x.shape[-1])
+        y = _fit(_RESAMPLE(y, rate, sample_rate), x.shape[-1])
+    return band_limit(y, sample_rate, *TELEPHONE_BAND)
 
 
 def clip(x: torch.Tensor, fraction: float) -> torch.Tensor:
