@@ -74,6 +74,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.fft
+import scipy.signal
 import torch
 import torchaudio
 
@@ -226,20 +228,30 @@ def room_rir(rt60: float, sample_rate: int, rng: torch.Generator) -> torch.Tenso
 
 def reverberate(x: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
     """`x` convolved with `rir` (full: len(x) + len(rir) - 1 samples), at the RMS of `x`."""
-    y = torchaudio.functional.fftconvolve(x, rir.to(x.dtype))
+    # scipy's, on the tensors' memory: torchaudio's transforms at the exact output length, which
+    # is often a slow size for an FFT (12x slower here for 3 s and a 0.6 s response)
+    y = torch.from_numpy(scipy.signal.fftconvolve(x.numpy(), rir.to(x.dtype).numpy()))
     return y * (_rms(x) / _rms(y).clamp(min=1e-12))
 
 
 def coloured_noise(length: int, slope: float, rng: torch.Generator) -> torch.Tensor:
     """Gaussian noise of `length` samples whose power spectral density goes as 1 / f^slope
-    (0: white, 1: pink, 2: brown), shaped in the frequency domain; unit RMS."""
-    noise = torch.randn(length, generator=rng)
-    if slope:
-        spectrum = torch.fft.rfft(noise)
-        f = torch.arange(spectrum.shape[0], dtype=torch.float32)
-        f[0] = 1.0  # the DC bin gets the lowest frequency's weight instead of infinity
-        noise = torch.fft.irfft(spectrum * f.pow(-slope / 2), n=length)
+    (0: white, 1: pink, 2: brown), zero mean, unit RMS.
+
+    Coloured noise is drawn as its spectrum, complex Gaussian bins weighted by f^(-slope / 2)
+    with no DC, and one inverse FFT of a fast size, cut to `length`.
+    """
+    if not slope:
+        noise = torch.randn(length, generator=rng)
         noise = noise - noise.mean()
+    else:
+        size = scipy.fft.next_fast_len(length, real=True)
+        bins = size // 2 + 1
+        spectrum = torch.randn(2, bins, generator=rng).numpy()
+        f = np.arange(bins, dtype=np.float32)
+        f[0] = np.inf  # no DC
+        spectrum = (spectrum[0] + 1j * spectrum[1]) * f ** np.float32(-slope / 2)
+        noise = torch.from_numpy(scipy.fft.irfft(spectrum, n=size)[:length].astype(np.float32))
     return noise / _rms(noise).clamp(min=1e-12)
 
 
@@ -266,9 +278,14 @@ def add_noise(x: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.Tens
 
 def band_limit(x: torch.Tensor, sample_rate: int, low_hz: float, high_hz: float) -> torch.Tensor:
     """`x` with every frequency outside [low_hz, high_hz] removed (an ideal filter on the FFT)."""
-    spectrum = torch.fft.rfft(x)
-    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate)
-    return torch.fft.irfft(spectrum * ((freqs >= low_hz) & (freqs <= high_hz)), n=x.shape[-1])
+    # scipy's FFT (3x torch's for one long 1-D signal on a CPU) of a fast size: lengths after
+    # speed perturbation are arbitrary, and a length with a large prime factor took 10x longer
+    n = x.shape[-1]
+    size = scipy.fft.next_fast_len(n, real=True)
+    spectrum = scipy.fft.rfft(x.numpy(), n=size)
+    freqs = scipy.fft.rfftfreq(size, 1 / sample_rate)
+    spectrum[(freqs < low_hz) | (freqs > high_hz)] = 0
+    return torch.from_numpy(scipy.fft.irfft(spectrum, n=size)[:n].astype(np.float32))
 
 
 def mu_law(x: torch.Tensor, channels: int = 256) -> torch.Tensor:
