@@ -22,18 +22,20 @@ Waveform effects, in the order the chain applies them (a 1-D float waveform in
 
   with F_hi = 4800 Hz and S/2 the Nyquist frequency (the warp keeps 0 and S/2
   fixed). The paper warps the filterbank's centre frequencies; here the warp is
-  applied to the short-time spectrum (magnitude interpolated, phase of the
-  nearest source bin) and resynthesised, so that the front end stays untouched
-  and the effect composes with the others.
+  applied to the short-time spectrum by a phase vocoder and resynthesised, so that
+  the front end stays untouched and the effect composes with the others.
 - reverberation: convolution with a room impulse response of reverberation time
   RT60 (the time for the energy to fall by 60 dB). ``synthetic``: a direct path
   followed by Gaussian noise under the exponential envelope
   exp(-3 ln(10) t / RT60), the statistical model of a diffuse late reverberation
   (Polack 1988); ``room``: pyroomacoustics' image-source simulation of a random
   shoebox room whose wall absorption gives that RT60 by Sabine's formula
-  (Allen & Berkley 1979; Scheibler et al. 2018, ICASSP), slower (0.03-1 s per
-  response, growing with RT60) and needing the ``augment`` extra. The output keeps
-  the reverberant tail: it is ``len(rir) - 1`` samples longer than the input.
+  (Allen & Berkley 1979; Scheibler et al. 2018, ICASSP), needing the ``augment``
+  extra. A room takes 0.03-1 s to simulate (growing with RT60), so ``room_pool``
+  rooms are simulated once, on first use, and drawn per utterance; room k of the
+  pool depends on k alone, so every worker process and every resumed run builds the
+  same pool. The output keeps the reverberant tail: it is ``len(rir) - 1`` samples
+  longer than the input.
 - additive noise at an SNR drawn uniformly in dB: white, pink (power ~ 1/f),
   brown (~ 1/f^2), or babble (a sum of other utterances).
 - a telephone channel: down to 8 kHz, the 300-3400 Hz band of ITU-T G.712,
@@ -94,7 +96,17 @@ def utterance_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     A function of the three numbers alone, so it does not matter in which order,
     in which process or after what the utterance is augmented.
     """
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint32)
+    return _generator(np.random.SeedSequence([seed, epoch, index]))
+
+
+def room_generator(k: int) -> torch.Generator:
+    """The generator of room `k` of the room pool: the same in every run, and apart from every
+    utterance generator (a SeedSequence spawn key, which those never have)."""
+    return _generator(np.random.SeedSequence(0, spawn_key=(k,)))
+
+
+def _generator(sequence: np.random.SeedSequence) -> torch.Generator:
+    state = sequence.generate_state(2, np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
@@ -377,6 +389,7 @@ class Augmenter:
     def __init__(self, config: AugmentConfig, sample_rate: int, block: int | None = None,
                  channels: int | None = None) -> None:
         self.config, self.sample_rate, self.block, self.channels = config, sample_rate, block, channels
+        self._rooms: dict[int, torch.Tensor] = {}  # the room pool, filled as rooms are drawn
         if config.vtlp_prob > 0 and not config.vtlp_boundary_hz < sample_rate / 2:
             raise UserError(f"augment.vtlp_boundary_hz={config.vtlp_boundary_hz!r} must be below the "
                             f"Nyquist frequency, {sample_rate / 2:g} Hz")
@@ -412,9 +425,7 @@ class Augmenter:
         if _happens(rng, c.vtlp_prob):
             x = vtlp(x, _uniform(rng, c.vtlp_min, c.vtlp_max), rate, c.vtlp_boundary_hz)
         if _happens(rng, c.reverb_prob):
-            rt60 = _uniform(rng, c.rt60_min, c.rt60_max)
-            make = room_rir if c.reverb_kind == ReverbKind.room else synthetic_rir
-            x = reverberate(x, make(rt60, rate, rng))
+            x = reverberate(x, self._rir(rng))
         if _happens(rng, c.noise_prob):
             kinds = [k for k in c.noise_kinds if k != NoiseKind.babble or others is not None]
             if not kinds:
@@ -441,3 +452,14 @@ class Augmenter:
             return features
         return spec_masks(features, rng, c.freq_masks, c.freq_mask_width, c.time_masks, c.time_mask_width,
                           c.time_mask_ratio, self.block, self.channels)
+
+    def _rir(self, rng: torch.Generator) -> torch.Tensor:
+        c, rate = self.config, self.sample_rate
+        if c.reverb_kind == ReverbKind.synthetic or not c.room_pool:
+            make = room_rir if c.reverb_kind == ReverbKind.room else synthetic_rir
+            return make(_uniform(rng, c.rt60_min, c.rt60_max), rate, rng)
+        k = _integer(rng, c.room_pool - 1)
+        if k not in self._rooms:
+            room = room_generator(k)
+            self._rooms[k] = room_rir(_uniform(room, c.rt60_min, c.rt60_max), rate, room)
+        return self._rooms[k]

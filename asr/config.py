@@ -172,6 +172,7 @@ class AugmentConfig:
     reverb_kind: ReverbKind = ReverbKind.synthetic
     rt60_min: float = bounded(0.2, above=0, max=2)  # seconds
     rt60_max: float = bounded(0.6, above=0, max=2)
+    room_pool: int = bounded(64, min=0)  # reverb_kind room: rooms simulated once and reused (0: always new)
     noise_prob: float = bounded(0.0, min=0, max=1)
     noise_kinds: list[NoiseKind] = listed([NoiseKind.white, NoiseKind.pink, NoiseKind.brown])
     noise_snr_min: float = bounded(5.0)  # dB

@@ -431,3 +431,14 @@ def test_a_config_that_augments_nothing_is_written_without_an_augment_section():
     # what the shipped checkpoints carry: they must load and compare equal as before
     assert "augment" not in Config().to_dict()
     assert Config.from_dict(Config().to_dict(), "old checkpoint").augment == AugmentConfig()
+
+
+def test_the_room_pool_builds_each_room_once_and_the_same_whoever_asks_first():
+    pytest.importorskip("pyroomacoustics")
+    config = AugmentConfig(reverb_prob=1.0, reverb_kind="room", rt60_min=0.2, rt60_max=0.25, room_pool=2)
+    x = noise(0.2)
+    forward, backward = A.Augmenter(config, RATE), A.Augmenter(config, RATE)
+    ahead = [forward.waveform(x, A.utterance_generator(0, 0, i)) for i in range(6)]
+    behind = [backward.waveform(x, A.utterance_generator(0, 0, i)) for i in reversed(range(6))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(ahead, behind))
+    assert len(forward._rooms) == 2 and len({len(y) for y in ahead}) == 2  # two rooms, six utterances
