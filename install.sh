@@ -28,5 +28,5 @@ fi
 # pull several GB of CUDA wheels); every pip call gets the same constraints, so installing the
 # project cannot move one of the pair. pyproject.toml's own range also admits the GPU pair.
 python3 -m pip install -q -c constraints.txt torch torchaudio
-python3 -m pip install -q -c constraints.txt -e '.[test]'
+python3 -m pip install -q -c constraints.txt -e '.[test,augment]'  # augment: so CI tests simulated rooms
 echo "install.sh: done"
