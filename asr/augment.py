@@ -57,15 +57,17 @@ this) from the three numbers alone, so the augmentation an utterance gets does n
 depend on the batch order, on worker processes, or on what ran before: a resumed
 run sees exactly what an uninterrupted one would have.
 
-Wiring (training split only)::
+Wiring (training split only; `others` is a few other training waveforms, or a function
+of the generator that loads one)::
 
     augmenter = Augmenter.for_features(config.augment, config.features)
-    if augmenter.waveform_enabled:
-        rng = utterance_generator(config.train.seed, epoch, index)
-        waveform = augmenter.waveform(waveform, rng, others=pool)
-    ...
-    if augmenter.features_enabled:
-        features = augmenter.features(features, rng)
+    rng = utterance_generator(config.train.seed, epoch, index)
+    waveform = augmenter.waveform(waveform, rng, others=others)   # returns it as is when off
+    features = frontend_features(waveform)
+    features = augmenter.features(features, rng)                   # likewise
+
+With only SpecAugment on (``augmenter.waveform_enabled`` false) the features can stay
+cached and be masked each epoch; waveform effects need the waveform every epoch.
 
 Cost: ``benchmarks/augment.py`` measures the whole chain against feature extraction.
 """
@@ -228,14 +230,15 @@ def room_rir(rt60: float, sample_rate: int, rng: torch.Generator) -> torch.Tenso
     # room cannot reach with a short rt60 (absorption > 1): shrink it until it can
     dims = np.array([_uniform(rng, 3, 10), _uniform(rng, 3, 8), _uniform(rng, 2.5, 4)])
     fractions = np.array([[_uniform(rng, 0.1, 0.9) for _ in range(3)] for _ in range(2)])
-    for _ in range(20):
+    while True:
         try:
             absorption, max_order = pra.inverse_sabine(rt60, dims.tolist())
             break
         except ValueError:
             dims = dims * 0.8
-    else:
-        raise ValueError(f"no shoebox room reaches rt60={rt60}")
+            if dims.min() < 1.0:  # a cupboard, not a room: below about 0.08 s in a 3 x 3 x 2.5 m room
+                raise UserError(f"augment.rt60_min: no room of 1 m or more has rt60={rt60:.3f} s; "
+                                "raise rt60_min or use reverb_kind: synthetic") from None
     room = pra.ShoeBox(dims.tolist(), fs=sample_rate, materials=pra.Material(absorption), max_order=max_order)
     margin = 0.3
     source, mic = (margin + f * (dims - 2 * margin) for f in fractions)

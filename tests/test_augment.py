@@ -137,6 +137,12 @@ def test_a_room_rir_from_pyroomacoustics_has_about_its_rt60():
     assert 0.4 / 1.6 < schroeder_rt60(rir) < 0.4 * 1.6
 
 
+def test_a_reverberation_time_too_short_for_any_room_is_refused_naming_the_key():
+    pytest.importorskip("pyroomacoustics")
+    with pytest.raises(UserError, match=r"augment.rt60_min: no room of 1 m or more has rt60=0.010 s"):
+        A.room_rir(0.01, RATE, rng())
+
+
 def test_reverb_kind_room_without_pyroomacoustics_says_how_to_install_it(monkeypatch):
     import builtins  # noqa: PLC0415
     real_import = builtins.__import__
