@@ -30,5 +30,6 @@ fi
 # pull several GB of CUDA wheels); every pip call gets the same constraints, so installing the
 # project cannot move one of the pair. pyproject.toml's own range also admits the GPU pair.
 python3 -m pip install -q -c constraints.txt torch torchaudio
-python3 -m pip install -q -c constraints.txt -e '.[test,bench]'  # bench: pocketsphinx and flashlight, the peers the tests compare with
+# bench: pocketsphinx and flashlight, the peers the tests compare with; augment: simulated rooms
+python3 -m pip install -q -c constraints.txt -e '.[test,bench,augment]'
 echo "install.sh: done"

@@ -1,11 +1,12 @@
 """Experiment configuration: dataclasses, read from and written to YAML.
 
-A config file has four sections, each a dataclass::
+A config file has five sections, each a dataclass::
 
     features: {kind: fbank, n_mels: 40, energy: true, deltas: 2}   # or kind: mfcc | image
     model:    {hidden_size: 250, num_layers: 3, bidirectional: true}
     data:     {tokens: timit61}
     train:    {optimizer: sgd, lr: 1.0e-4, momentum: 0.9}
+    augment:  {speed_prob: 1.0, noise_prob: 0.5, freq_masks: 2}    # asr/augment.py; off by default
 
 Every field has a default, so a file names only what differs. Command-line
 overrides use dotted keys (``train.lr=1e-3``). Every checkpoint carries its
@@ -14,8 +15,9 @@ config as a plain dict (`Config.to_dict`), so a checkpoint alone rebuilds its mo
 Every value is checked when a config is read (`Config.from_dict`, which config
 files, overrides, checkpoints and ``train.py --dry-run`` all go through), before
 any data is: choice fields are StrEnums, numbers carry their bounds in their
-field's metadata (``min``, ``above``, ``max``, ``below``) and must be finite. A bad
-value is one line naming the source, the key, the value and the choices or bound.
+field's metadata (``min``, ``above``, ``max``, ``below``) and must be finite; a list
+field's items are checked likewise. A bad value is one line naming the source, the
+key, the value and the choices or bound.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -73,6 +75,18 @@ class Tokens(StrEnum):
     chars = "chars"
 
 
+class NoiseKind(StrEnum):
+    white = "white"
+    pink = "pink"
+    brown = "brown"
+    babble = "babble"  # needs `others`: the training set's other utterances
+
+
+class ReverbKind(StrEnum):
+    synthetic = "synthetic"  # exponentially decaying noise: fast, no dependency
+    room = "room"  # pyroomacoustics image-source shoebox: slower, needs the `augment` extra
+
+
 FEATURE_KINDS = (*KINDS, "image")  # the image kind picks ImageConfig
 DEVICE = {"pattern": r"auto|cpu|cuda(:\d+)?", "form": "auto, cpu, cuda or cuda:N"}
 
@@ -80,6 +94,11 @@ DEVICE = {"pattern": r"auto|cpu|cuda(:\d+)?", "form": "auto, cpu, cuda or cuda:N
 def bounded(default: float, **bounds: float) -> Any:
     """A number field that `_check` keeps within `bounds`: min=, above=, max=, below=."""
     return field(default=default, metadata=bounds)
+
+
+def listed(default: list, **bounds: float) -> Any:
+    """A list field (YAML sequence); `_check` checks every item as `bounded` checks a number."""
+    return field(default_factory=lambda: list(default), metadata=bounds)
 
 
 @dataclass
@@ -136,7 +155,67 @@ class TrainConfig:
     max_bad_steps: int = bounded(5, min=1)  # consecutive non-finite losses that stop the run
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+@dataclass
+class AugmentConfig:
+    """Which augmentations training applies, each with the probability of applying it to an
+    utterance and the range its parameter is drawn from. Every probability defaults to 0:
+    a config without an ``augment:`` section trains exactly as before this existed."""
+
+    # what each effect does, and the papers: asr/augment.py
+    speed_prob: float = bounded(0.0, min=0, max=1)
+    speed_factors: list[float] = listed([0.9, 1.0, 1.1], above=0, max=4)  # Ko et al. 2015
+    vtlp_prob: float = bounded(0.0, min=0, max=1)
+    vtlp_min: float = bounded(0.9, above=0)  # Jaitly & Hinton 2013: alpha in [0.9, 1.1]
+    vtlp_max: float = bounded(1.1, above=0)
+    vtlp_boundary_hz: float = bounded(4800.0, above=0)  # F_hi, below the Nyquist frequency
+    reverb_prob: float = bounded(0.0, min=0, max=1)
+    reverb_kind: ReverbKind = ReverbKind.synthetic
+    rt60_min: float = bounded(0.2, above=0, max=2)  # seconds
+    rt60_max: float = bounded(0.6, above=0, max=2)
+    room_pool: int = bounded(64, min=0)  # reverb_kind room: rooms simulated once and reused (0: always new)
+    noise_prob: float = bounded(0.0, min=0, max=1)
+    noise_kinds: list[NoiseKind] = listed([NoiseKind.white, NoiseKind.pink, NoiseKind.brown])
+    noise_snr_min: float = bounded(5.0)  # dB
+    noise_snr_max: float = bounded(30.0)
+    babble_talkers: int = bounded(3, min=1)  # other utterances summed into one babble
+    telephone_prob: float = bounded(0.0, min=0, max=1)
+    telephone_mulaw: bool = True  # 8-bit mu-law coding (G.711) after the band limit
+    gain_prob: float = bounded(0.0, min=0, max=1)
+    gain_min_db: float = bounded(-6.0)
+    gain_max_db: float = bounded(6.0)
+    clip_prob: float = bounded(0.0, min=0, max=1)
+    clip_min: float = bounded(0.3, above=0, max=1)  # clipping level, as a fraction of the peak
+    clip_max: float = bounded(0.9, above=0, max=1)
+    # SpecAugment (Park et al. 2019; their LibriSpeech "LD" policy is 2, 27, 2, 100, 1.0)
+    freq_masks: int = bounded(0, min=0)  # m_F
+    freq_mask_width: int = bounded(15, min=0)  # F: widths drawn from 0..F channels
+    time_masks: int = bounded(0, min=0)  # m_T
+    time_mask_width: int = bounded(70, min=0)  # T: widths drawn from 0..T frames
+    time_mask_ratio: float = bounded(0.2, above=0, max=1)  # p: no mask longer than p x the utterance
+
+    def __post_init__(self) -> None:
+        for low, high in (("vtlp_min", "vtlp_max"), ("rt60_min", "rt60_max"),
+                          ("noise_snr_min", "noise_snr_max"), ("gain_min_db", "gain_max_db"),
+                          ("clip_min", "clip_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise UserError(f"augment.{low}={getattr(self, low)!r} must be at most "
+                                f"augment.{high}={getattr(self, high)!r}")
+        for name in ("speed_factors", "noise_kinds"):
+            if not getattr(self, name):
+                raise UserError(f"augment.{name}=[] must list at least one value")
+
+    @property
+    def waveform_enabled(self) -> bool:
+        return any(p > 0 for p in (self.speed_prob, self.vtlp_prob, self.reverb_prob, self.noise_prob,
+                                   self.telephone_prob, self.gain_prob, self.clip_prob))
+
+    @property
+    def features_enabled(self) -> bool:
+        return (self.freq_masks > 0 and self.freq_mask_width > 0) or (self.time_masks > 0
+                                                                      and self.time_mask_width > 0)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "augment": AugmentConfig}
 
 
 def feature_config_class(kind: str) -> type:
@@ -157,11 +236,19 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:
         """Plain dicts of plain values: checkpoints are read with torch.load(weights_only=True)
-        and YAML with safe_load, and neither may meet our enum classes."""
-        return dataclasses.asdict(self, dict_factory=lambda items: {k: _plain(v) for k, v in items})
+        and YAML with safe_load, and neither may meet our enum classes.
+
+        A config that augments nothing writes no augment section: it is written exactly as
+        every config was before augmentation existed, and those compare equal to their reloads.
+        """
+        data = dataclasses.asdict(self, dict_factory=lambda items: {k: _plain(v) for k, v in items})
+        if self.augment == AugmentConfig():
+            del data["augment"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "Config":
@@ -182,6 +269,7 @@ class Config:
     def override(self, assignments: list[str]) -> "Config":
         """A copy with ``section.key=value`` assignments applied (values parsed as YAML)."""
         data = self.to_dict()
+        data.setdefault("augment", {})
         for assignment in assignments:
             key, sep, text = assignment.partition("=")
             section, dot, name = key.partition(".")
@@ -193,6 +281,8 @@ class Config:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
     return value.value if isinstance(value, Enum) else value
 
 
@@ -231,6 +321,11 @@ BOUNDS = {"min": (operator.ge, "at least"), "above": (operator.gt, "above"),
 
 def _check(value: Any, kind: type, metadata: dict, where: str) -> Any:
     """`value` as a `kind`, refused with a message naming `where` if it is out of its field's bounds."""
+    if get_origin(kind) is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        item = get_args(kind)[0]
+        return [_check(v, item, metadata, f"{where}[{i}]") for i, v in enumerate(value)]
     value = _coerce(value, kind, where)
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{where}={value!r} must be a finite number")
