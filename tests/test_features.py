@@ -179,7 +179,7 @@ def test_deltas_follow_the_htk_regression_formula():
     for b, length in enumerate(lengths.tolist()):
         x = features[b, :length]
         for t in range(length):
-            def at(i):
+            def at(i, x=x, length=length):
                 return x[min(max(i, 0), length - 1)]
             expected = sum(n * (at(t + n) - at(t - n)) for n in range(1, window + 1)) / (2 * (1 + 4 + 9))
             torch.testing.assert_close(result[b, t], expected)

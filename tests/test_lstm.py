@@ -73,7 +73,9 @@ def reference(model: PeepholeLSTM, x: torch.Tensor, lengths) -> torch.Tensor:
         for k in range(model.num_layers):
             outputs = []
             for sfx in model._suffixes:
-                param = lambda name: getattr(model, f"{name}_l{k}{sfx}").detach().double()
+                def param(name, k=k, sfx=sfx):
+                    return getattr(model, f"{name}_l{k}{sfx}").detach().double()
+
                 W_x, W_h, bias = param("weight_ih"), param("weight_hh"), param("bias")
                 W_xi, W_xf, W_xg, W_xo = W_x.chunk(4)
                 W_hi, W_hf, W_hg, W_ho = W_h.chunk(4)
@@ -178,7 +180,10 @@ def test_plain_lstm_gradients_match_finite_differences():
     x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([3, 2])
     names = [name for name, _ in model.named_parameters()]
-    run = lambda x, *ps: torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
+
+    def run(x, *ps):
+        return torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
+
     assert torch.autograd.gradcheck(run, (x, *model.parameters()))
 
 
@@ -270,8 +275,12 @@ def test_from_torch_matches_nn_lstm(kernel, dtype, batch_first, bidirectional, l
     torch.testing.assert_close(x_ours.grad, x_theirs.grad, **tol)
     for k in range(layers):
         for sfx in ours._suffixes:
-            mine = lambda name: getattr(ours, f"{name}_l{k}{sfx}").grad
-            other = lambda name: getattr(theirs, f"{name}_l{k}{sfx}").grad
+            def mine(name, k=k, sfx=sfx):
+                return getattr(ours, f"{name}_l{k}{sfx}").grad
+
+            def other(name, k=k, sfx=sfx):
+                return getattr(theirs, f"{name}_l{k}{sfx}").grad
+
             torch.testing.assert_close(mine("weight_ih"), other("weight_ih"), **tol)
             torch.testing.assert_close(mine("weight_hh"), other("weight_hh"), **tol)
             torch.testing.assert_close(mine("bias"), other("bias_ih"), **tol)
