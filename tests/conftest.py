@@ -48,6 +48,14 @@ def make_noise_timit(root, train_speakers=4, test_speakers=3, per_speaker=4, see
     return root
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state, whichever tests ran before it."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def tiny_timit(tmp_path_factory):
     """A 16-utterance train / 12-utterance test TIMIT tree of tone-and-noise 'speech'."""
