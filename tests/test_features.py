@@ -179,7 +179,7 @@ def test_deltas_follow_the_htk_regression_formula():
     for b, length in enumerate(lengths.tolist()):
         x = features[b, :length]
         for t in range(length):
-            def at(i):
+            def at(i, x=x, length=length):
                 return x[min(max(i, 0), length - 1)]
             expected = sum(n * (at(t + n) - at(t - n)) for n in range(1, window + 1)) / (2 * (1 + 4 + 9))
             torch.testing.assert_close(result[b, t], expected)
@@ -215,7 +215,10 @@ def test_long_audio_is_processed_in_chunks_with_the_same_result(monkeypatch):
     whole = extractor(waves, lengths)
     monkeypatch.setitem(asr.features.CHUNK_FRAMES, "cpu", 50)  # 25 frames per step for a batch of 2
     chunked = extractor(waves, lengths)
-    torch.testing.assert_close(chunked[0], whole[0], atol=0, rtol=0)
+    # Not bit-exact: BLAS picks its kernel by matrix size, so a 25-frame block rounds differently from
+    # the whole (AVX2: 0.9 % of values off, by at most 9.5e-7; AVX-512 happens to agree exactly). A
+    # frame lost, repeated or shifted at a chunk edge is off by far more than 1e-5.
+    torch.testing.assert_close(chunked[0], whole[0], atol=1e-5, rtol=1e-5)
     assert torch.equal(chunked[1], whole[1])
 
 

@@ -29,12 +29,14 @@ def render(path, text):
 
 def make_iam(root, lines=LINES, forms=True, images=True):
     (root / "ascii").mkdir(parents=True)
-    header = "#--- lines.txt ---\n#\n# format: a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from\n#\n"
+    header = ("#--- lines.txt ---\n#\n"
+              "# format: a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from\n#\n")
     body = "".join(f"{i} {status} 176 8 300 400 1500 90 {text}\n" for i, (status, text) in lines.items())
     (root / "ascii" / "lines.txt").write_text(header + body)
     if forms:
         (root / "ascii" / "forms.txt").write_text(
-            "# form writer ...\na01-000u 000 2 prt 7 5 52 36\na01-003 001 2 prt 6 6 50 50\nb02-010 002 1 prt 2 2 10 10\n"
+            "# form writer ...\na01-000u 000 2 prt 7 5 52 36\na01-003 001 2 prt 6 6 50 50\n"
+            "b02-010 002 1 prt 2 2 10 10\n"
         )
     if images:
         for line_id, (_, text) in lines.items():
@@ -57,7 +59,8 @@ def test_reads_lines_by_split_with_writers_and_spaces(tmp_path):
     assert [u.id for u in corpus["train"]] == ["a01-000u-00", "a01-000u-01"]
     first = corpus["train"][0]
     assert first == Utterance(
-        "a01-000u-00", root / "lines" / "a01" / "a01-000u" / "a01-000u-00.png", "A MOVE to stop Mr. Gaitskell from", "000"
+        "a01-000u-00", root / "lines" / "a01" / "a01-000u" / "a01-000u-00.png", "A MOVE to stop Mr. Gaitskell from",
+        "000",
     )
     assert [u.speaker for u in corpus["dev"]] == ["001"]
     assert [u.text for u in corpus["test"]] == ['" Why not ? " he asked .', "It's a fine day ; isn't it : \" yes !"]

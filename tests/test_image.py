@@ -194,7 +194,8 @@ def test_dark_ink_on_light_paper_and_light_ink_on_dark_paper_give_the_same_frame
     dark, light = load_line_image(tmp_path / "dark_ink.png"), load_line_image(tmp_path / "light_ink.png")
     assert dark.mean() < 0.5 and torch.allclose(dark, light, atol=1e-6)
     config = ImageConfig()
-    assert torch.allclose(image_frames(tmp_path / "dark_ink.png", config), image_frames(tmp_path / "light_ink.png", config), atol=1e-5)
+    assert torch.allclose(image_frames(tmp_path / "dark_ink.png", config),
+                          image_frames(tmp_path / "light_ink.png", config), atol=1e-5)
     # Forcing the wrong polarity makes the paper the 'ink'.
     assert load_line_image(tmp_path / "dark_ink.png", ink="light").mean() > 0.5
 
@@ -240,7 +241,8 @@ def test_slant_correction_makes_a_sheared_line_upright(tmp_path):
     measured = estimate_slant(ink)
     assert abs(measured - 20) <= 3
     # Deslanting removes the overhang the shear added: the line gets its upright width back.
-    upright_width = crop_to_ink(normalize_ink(torch.from_numpy(255 - np.asarray(upright, dtype=np.float32)) / 255)).shape[1]
+    upright_ink = torch.from_numpy(255 - np.asarray(upright, dtype=np.float32)) / 255
+    upright_width = crop_to_ink(normalize_ink(upright_ink)).shape[1]
     assert crop_to_ink(deslant(ink, measured)).shape[1] == pytest.approx(upright_width, abs=2)
     assert ink.shape[1] > upright_width + 5
 

@@ -7,6 +7,10 @@ direction, one frame at a time, the equations of Graves, Mohamed & Hinton 2013
 
 from __future__ import annotations
 
+import functools
+import os
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -15,18 +19,44 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import asr.lstm
 from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
+from asr.errors import UserError
 from asr.lstm import PeepholeLSTM
 
 KERNELS = ["cpp", "torch"]
+
+
+def kernel_required() -> bool:
+    """In CI (CI=true) or with ASR_LSTM_KERNEL=cpp a missing C++ kernel is a failure, not a skip."""
+    return os.environ.get("ASR_LSTM_KERNEL") == "cpp" or os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@functools.cache
+def _built_kernel():
+    """The C++ kernel (or None) and why it is missing, asked once per session."""
+    extension.kernel.cache_clear()  # so that the reason is heard, whoever asked first
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen = extension.kernel()
+    return chosen, "; ".join(str(w.message) for w in caught)
+
+
+def cpp_kernel():
+    """The C++ kernel; skips the test where it cannot be built, unless it is required."""
+    if os.environ.get("ASR_LSTM_KERNEL") == "torch":
+        pytest.skip("ASR_LSTM_KERNEL=torch: the plain-torch loop was chosen")
+    chosen, why = _built_kernel()
+    if chosen is None:
+        if kernel_required():
+            pytest.fail(f"the C++ kernel is required here (CI or ASR_LSTM_KERNEL=cpp) but unavailable: {why}")
+        pytest.skip(f"the C++ kernel could not be built here: {why}")
+    return chosen
 
 
 @pytest.fixture(params=KERNELS)
 def kernel(request, monkeypatch):
     """Runs the test once with the C++ time loop and once with the plain-torch one."""
     if request.param == "cpp":
-        chosen = extension.kernel()
-        if chosen is None:
-            pytest.skip("the C++ kernel could not be built here")
+        chosen = cpp_kernel()
     else:
         chosen = torch_loop
     monkeypatch.setattr(asr.lstm, "_kernel", lambda device: chosen)
@@ -43,7 +73,9 @@ def reference(model: PeepholeLSTM, x: torch.Tensor, lengths) -> torch.Tensor:
         for k in range(model.num_layers):
             outputs = []
             for sfx in model._suffixes:
-                param = lambda name: getattr(model, f"{name}_l{k}{sfx}").detach().double()
+                def param(name, k=k, sfx=sfx):
+                    return getattr(model, f"{name}_l{k}{sfx}").detach().double()
+
                 W_x, W_h, bias = param("weight_ih"), param("weight_hh"), param("bias")
                 W_xi, W_xf, W_xg, W_xo = W_x.chunk(4)
                 W_hi, W_hf, W_hg, W_ho = W_h.chunk(4)
@@ -148,7 +180,10 @@ def test_plain_lstm_gradients_match_finite_differences():
     x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([3, 2])
     names = [name for name, _ in model.named_parameters()]
-    run = lambda x, *ps: torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
+
+    def run(x, *ps):
+        return torch.func.functional_call(model, dict(zip(names, ps)), (x, lengths))
+
     assert torch.autograd.gradcheck(run, (x, *model.parameters()))
 
 
@@ -170,9 +205,7 @@ def _kernels_agree(cpp, B, T, dirs, H, dtype, tol):
 
 
 def test_kernels_agree_on_float32_forward_and_backward():
-    cpp = extension.kernel()
-    if cpp is None:
-        pytest.skip("the C++ kernel could not be built here")
+    cpp = cpp_kernel()
     _kernels_agree(cpp, B=5, T=11, dirs=2, H=7, dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
 
 
@@ -181,9 +214,7 @@ def test_kernels_agree_on_float32_forward_and_backward():
 def test_kernels_agree_however_the_work_is_shared_out(threads, dirs):
     """One thread; a thread per direction; and more threads than directions, where
     every step's hidden units (H = 45: three panels) are cut into chunks."""
-    cpp = extension.kernel()
-    if cpp is None:
-        pytest.skip("the C++ kernel could not be built here")
+    cpp = cpp_kernel()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -244,8 +275,12 @@ def test_from_torch_matches_nn_lstm(kernel, dtype, batch_first, bidirectional, l
     torch.testing.assert_close(x_ours.grad, x_theirs.grad, **tol)
     for k in range(layers):
         for sfx in ours._suffixes:
-            mine = lambda name: getattr(ours, f"{name}_l{k}{sfx}").grad
-            other = lambda name: getattr(theirs, f"{name}_l{k}{sfx}").grad
+            def mine(name, k=k, sfx=sfx):
+                return getattr(ours, f"{name}_l{k}{sfx}").grad
+
+            def other(name, k=k, sfx=sfx):
+                return getattr(theirs, f"{name}_l{k}{sfx}").grad
+
             torch.testing.assert_close(mine("weight_ih"), other("weight_ih"), **tol)
             torch.testing.assert_close(mine("weight_hh"), other("weight_hh"), **tol)
             torch.testing.assert_close(mine("bias"), other("bias_ih"), **tol)
@@ -335,6 +370,7 @@ def test_an_empty_batch():
 def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path, compiler):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", compiler)
+    monkeypatch.setenv("ASR_LSTM_KERNEL", "auto")
     extension.kernel.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="plain torch loop"):
@@ -345,9 +381,25 @@ def test_a_failed_build_falls_back_to_torch(monkeypatch, tmp_path, compiler):
         extension.kernel.cache_clear()
 
 
+def test_a_required_kernel_that_cannot_be_built_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")
+    monkeypatch.setenv("ASR_LSTM_KERNEL", "cpp")
+    extension.kernel.cache_clear()
+    try:
+        with pytest.raises(UserError, match="ASR_LSTM_KERNEL=cpp: the C.. LSTM kernel could not be built"):
+            extension.kernel()
+        monkeypatch.setenv("ASR_LSTM_KERNEL", "cuda")
+        with pytest.raises(UserError, match="ASR_LSTM_KERNEL=cuda: choose one of auto, cpp, torch"):
+            extension.kernel()
+        monkeypatch.setenv("ASR_LSTM_KERNEL", "torch")
+        assert extension.kernel() is None
+    finally:
+        extension.kernel.cache_clear()
+
+
 def test_the_build_is_cached():
-    if extension.kernel() is None:
-        pytest.skip("the C++ kernel could not be built here")
+    cpp_kernel()
     assert extension.library_path().is_file()
 
 

@@ -3,22 +3,14 @@ and forcing the reference phones through it finds the synthesizer's own phone bo
 
 from __future__ import annotations
 
-import shutil
 import statistics
 
 import pytest
 
-from asr.corpora.timit import read_timit
 from asr.errors import UserError
 from asr.evaluation import boundary_errors, evaluate
 from asr.transcribe import Transcriber
 from benchmarks.alignment import even_boundary_errors
-from data import synth_timit
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("festival") is None or shutil.which("flite") is None,
-    reason="needs the Debian packages flite and festival (install.sh)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +19,9 @@ def transcriber():
 
 
 @pytest.fixture(scope="module")
-def utterances(tmp_path_factory):
-    """Sentences the model was not trained on (another seed), all seven voices."""
-    out = tmp_path_factory.mktemp("fresh") / "synth-timit"
-    assert synth_timit.main(["--out", str(out), "--utterances", "40", "--seed", "11", "--speakers-per-voice", "2",
-                             "--no-sa"]) == 0
-    return read_timit(out, "train") + read_timit(out, "test")
+def utterances(synthesized_speech):
+    """Sentences the model was not trained on (another seed), all seven voices; skips without flite and festival."""
+    return synthesized_speech
 
 
 def test_the_shipped_model_recognises_synthesized_speech(transcriber, utterances, tmp_path):

@@ -343,7 +343,8 @@ def test_kjv_clauses_lose_small_capitals_and_end_with_a_period():
 
 
 def test_phone_segments_map_merge_and_mark_edges():
-    phones = [("pau", 0.1), ("pau", 0.2), ("hh", 0.25), ("ax", 0.25), ("brth", 0.3), ("pau", 0.4), ("iy", 0.5), ("pau", 0.6)]
+    phones = [("pau", 0.1), ("pau", 0.2), ("hh", 0.25), ("ax", 0.25), ("brth", 0.3), ("pau", 0.4), ("iy", 0.5),
+              ("pau", 0.6)]
     segments = labels.phone_segments(phones, 1000.0, labels.ARPABET_TO_TIMIT, "test")
     assert segments == [
         Segment(0, 200, "h#"), Segment(200, 250, "hh"), Segment(250, 400, "pau"),

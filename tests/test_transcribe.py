@@ -22,9 +22,9 @@ def transcriber(tiny_checkpoint):
     return Transcriber.from_checkpoint(tiny_checkpoint)
 
 
-def test_the_tiny_model_learned_something(transcriber, tiny_timit):
+def test_the_tiny_model_learned_something(transcriber, tiny_timit, tmp_path):
     utterances = read_timit(tiny_timit, "test")
-    summary = evaluate(transcriber, utterances, ROOT / "out" / "pytest-eval", log=lambda m: None)
+    summary = evaluate(transcriber, utterances, tmp_path, log=lambda m: None)
     assert summary["per"]["rate"] < 0.5  # chance is near 100%: the tones were learned
 
 
@@ -85,14 +85,37 @@ def test_long_files_go_in_bounded_chunks_exactly(tiny_checkpoint, tiny_timit, tm
     torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)  # every frame, on the file's own grid
 
 
-def test_long_files_with_the_real_model_lose_little_at_chunk_edges(transcriber, tiny_timit, tmp_path):
+def test_long_files_with_the_real_model_lose_little_at_chunk_edges(synthesized_speech, tmp_path):
+    """The shipped model on 38 s of synthesized speech, in 1 s chunks with 0.5 s of context (37 chunk
+    edges), against the same model on the same file in one piece: only the chunking can make them differ.
+
+    Both sides come from one fixed model (in git) and deterministic audio, so machines (AVX2 or
+    AVX-512, any thread count) differ only in rounding, about 1e-6 in the posteriors. Measured
+    (both instruction sets, 1 and 2 threads alike): mean total variation 0.013 between the frames'
+    posteriors and 12 label edits in 462. The bounds are about twice that; chunking that drops the
+    context (0.052 and 45 edits) or is off by one frame (0.20) fails them."""
     import torchaudio
-    path = long_recording(tiny_timit, tmp_path)
+
+    from asr.audio import AudioReader
+    from asr.transcribe import DEFAULT_CHECKPOINT
+
+    transcriber = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT)
+    path = tmp_path / "long.flac"
+    sf.write(path, torch.cat([load_audio(u.path) for u in synthesized_speech[:12]]).numpy(), 16000)
+    whole_posteriors = transcriber.log_probs([transcriber.frontend(path)])[0][0].exp()
+    transcriber.chunk_seconds = 1e4  # the whole file in one piece
     whole = transcriber.transcribe(path)
     transcriber.chunk_seconds, transcriber.context_seconds = 1.0, 0.5
+    with AudioReader(path) as reader:
+        chunked_posteriors = torch.cat(list(transcriber.chunk_log_probs(reader))).exp()
     chunked = transcriber.transcribe(path)
-    transcriber.chunk_seconds, transcriber.context_seconds = 30.0, 2.0
-    assert torchaudio.functional.edit_distance(chunked.labels, whole.labels) <= 0.2 * len(whole.labels)
+
+    assert chunked_posteriors.shape == whole_posteriors.shape  # every frame once, on the file's grid
+    # Total variation: continuous, so rounding cannot flip it the way it can flip a near-tie's label.
+    total_variation = 0.5 * (chunked_posteriors - whole_posteriors).abs().sum(-1)
+    assert total_variation.mean() < 0.03
+    assert len(whole.labels) > 300  # the model recognises the speech, so there is something to lose
+    assert torchaudio.functional.edit_distance(chunked.labels, whole.labels) <= 0.05 * len(whole.labels)
 
 
 def test_blank_cuts_keep_every_frame_and_cut_on_blanks():

@@ -3,9 +3,15 @@
 The library is compiled once per source, compiler flags and torch version, by the
 system C++ compiler against torch's own headers and libraries (no ninja, no Python
 headers), into ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
-Later imports only load it. Anything that goes wrong (no compiler, a failed build)
-leaves `kernel()` returning None, with one warning, and asr.lstm then runs the same
-algorithm in plain torch ops. ``ASR_LSTM_KERNEL=torch`` skips the build altogether.
+Later imports only load it. ``ASR_LSTM_KERNEL`` chooses what happens when that fails:
+
+- ``auto`` (the default): anything that goes wrong (no compiler, a failed build)
+  leaves `kernel()` returning None, with one warning, and asr.lstm then runs the
+  same algorithm in plain torch ops;
+- ``cpp``: the kernel is required; a failure raises `UserError` instead, so that a
+  broken build is an error rather than a silent slowdown (the tests treat ``CI=true``
+  the same way: there the kernel's tests fail instead of skipping);
+- ``torch``: skips the build altogether.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from pathlib import Path
 
 import torch
 
+from asr.errors import UserError
+
 SOURCE = Path(__file__).with_name("recurrence.cpp")
 NAMESPACE = "asr_peephole_lstm"  # the TORCH_LIBRARY namespace in recurrence.cpp
+CHOICES = ("auto", "cpp", "torch")  # the values of ASR_LSTM_KERNEL
 
 
 def _cpu_flags() -> list[str]:
@@ -94,8 +103,11 @@ class CppKernel:
 
 @functools.cache
 def kernel() -> CppKernel | None:
-    """The C++ kernel, built on first use; None where it cannot be had."""
-    if os.environ.get("ASR_LSTM_KERNEL", "auto") == "torch":
+    """The C++ kernel, built on first use; None where it cannot be had (unless required)."""
+    choice = os.environ.get("ASR_LSTM_KERNEL", "auto")
+    if choice not in CHOICES:
+        raise UserError(f"ASR_LSTM_KERNEL={choice}: choose one of {', '.join(CHOICES)}")
+    if choice == "torch":
         return None
     try:
         if shutil.which(os.environ.get("CXX", "c++")) is None:
@@ -107,7 +119,11 @@ def kernel() -> CppKernel | None:
             build(lib)
         torch.ops.load_library(str(lib))
         return CppKernel(getattr(torch.ops, NAMESPACE))
-    except Exception as error:  # any failure here only costs speed
+    except Exception as error:  # any failure here only costs speed, unless the kernel is required
+        if choice == "cpp":
+            raise UserError(f"ASR_LSTM_KERNEL=cpp: the C++ LSTM kernel could not be built ({error}). "
+                            "Install a C++ compiler (install.sh), or unset ASR_LSTM_KERNEL to fall back "
+                            "to the plain torch loop") from error
         warnings.warn(f"asr.lstm: C++ kernel unavailable, using the plain torch loop ({error})",
                       RuntimeWarning, stacklevel=2)
         return None
