@@ -96,18 +96,15 @@ def test_long_files_with_the_real_model_lose_little_at_chunk_edges(synthesized_s
     context (0.052 and 45 edits) or is off by one frame (0.20) fails them."""
     import torchaudio
 
-    from asr.audio import AudioReader
-    from asr.transcribe import DEFAULT_CHECKPOINT
-
-    transcriber = Transcriber.from_checkpoint(DEFAULT_CHECKPOINT)
+    transcriber = Transcriber.from_checkpoint()
     path = tmp_path / "long.flac"
     sf.write(path, torch.cat([load_audio(u.path) for u in synthesized_speech[:12]]).numpy(), 16000)
     whole_posteriors = transcriber.log_probs([transcriber.frontend(path)])[0][0].exp()
     transcriber.chunk_seconds = 1e4  # the whole file in one piece
     whole = transcriber.transcribe(path)
     transcriber.chunk_seconds, transcriber.context_seconds = 1.0, 0.5
-    with AudioReader(path) as reader:
-        chunked_posteriors = torch.cat(list(transcriber.chunk_log_probs(reader))).exp()
+    chunks, _, _ = transcriber.posterior_stream(path)
+    chunked_posteriors = torch.cat(list(chunks)).exp()
     chunked = transcriber.transcribe(path)
 
     assert chunked_posteriors.shape == whole_posteriors.shape  # every frame once, on the file's grid
