@@ -31,6 +31,16 @@ _TORCH_SHORT_WRITE = re.compile(r"unexpected pos|file write failed|PytorchStream
 _TEMPORARY = re.compile(r"^\..*?\.(\d+)\.[^.]*\.tmp|^\..+\.tmp(\d+)$")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates its file 0600; the renamed file should get the mode a plain open() would give.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _temporary_name(path: Path) -> str:
     return f".{path.stem}.{os.getpid()}."
 
@@ -51,6 +61,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise disk_full(path) from None
         raise file_error(path, f"cannot write here ({error.strerror})",
                          "Check that its folder is a writable folder") from None
+    os.fchmod(handle, _FILE_MODE)
     os.close(handle)
     temporary = Path(name)
     try:

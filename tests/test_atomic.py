@@ -59,3 +59,10 @@ def test_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
         path.write_text("")
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, kept.name])
+
+
+def test_written_files_get_the_mode_a_plain_open_would_give(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_text(tmp_path / "config.yaml", "a: 1\n")
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o666 & ~mask
