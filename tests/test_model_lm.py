@@ -161,28 +161,26 @@ def decode_cli(*args):
                           timeout=300)
 
 
-def test_decode_py_tunes_stores_and_then_uses_the_lm_unless_told_not_to(tiny_timit, tmp_path):
+def test_decode_py_tunes_stores_and_then_uses_the_lm_unless_told_not_to(tiny_timit, tmp_path, capsys):
+    import decode  # in this process: four fresh interpreters would spend most of their time importing torch
+    from asr.lm import main as build_lm
     folder = tmp_path / "run"
     folder.mkdir()
     untrained_checkpoint(folder)
     lm = tmp_path / "phones.arpa.gz"
-    built = subprocess.run([sys.executable, "-m", "asr.lm", "--data", tiny_timit, "--order", "2", "--prune", "0", "1",
-                            "--out", lm], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr
-    tuned = decode_cli("--checkpoint", folder, "--test-set", tiny_timit, "--split", "test", "--lm", lm,
-                       "--tune-lm", "--save-lm-settings", "--beam", "2")
-    assert tuned.returncode == 0, tuned.stderr
+    build_lm(["--data", str(tiny_timit), "--order", "2", "--prune", "0", "1", "--out", str(lm)])
+    test_set = ["--checkpoint", str(folder), "--test-set", str(tiny_timit), "--split", "test"]
+    capsys.readouterr()
+    assert decode.main([*test_set, "--lm", str(lm), "--tune-lm", "--save-lm-settings", "--beam", "2"]) == 0
+    tuned = capsys.readouterr().out
     settings = read_decoding_settings(folder)
     assert settings.lm == "lm.arpa.gz" and settings.beam_size == 2
-    assert f"--lm-weight {settings.lm_weight:g} --insertion-bonus {settings.insertion_bonus:g}" in tuned.stdout
+    assert f"--lm-weight {settings.lm_weight:g} --insertion-bonus {settings.insertion_bonus:g}" in tuned
 
-    stored = decode_cli("--checkpoint", folder, "--test-set", tiny_timit, "--split", "test", "--out", tmp_path / "a")
-    assert stored.returncode == 0, stored.stderr
-    assert f"with beam 2 + LM {folder / 'lm.arpa.gz'} (weight {settings.lm_weight:g}" in stored.stdout
-    off = decode_cli("--checkpoint", folder, "--test-set", tiny_timit, "--split", "test", "--out", tmp_path / "b",
-                     "--no-lm")
-    assert off.returncode == 0, off.stderr
-    assert "with best path" in off.stdout
+    assert decode.main([*test_set, "--out", str(tmp_path / "a")]) == 0
+    assert f"with beam 2 + LM {folder / 'lm.arpa.gz'} (weight {settings.lm_weight:g}" in capsys.readouterr().out
+    assert decode.main([*test_set, "--out", str(tmp_path / "b"), "--no-lm"]) == 0
+    assert "with best path" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags,words", [
