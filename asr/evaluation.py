@@ -250,7 +250,9 @@ def _tune(transcriber, utterances: Sequence[Utterance], beam_size: int, batch_si
 
 def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: float, errors: list) -> dict:
     summary = {"utterances": utterances, "failed": len(errors), "decode_seconds": seconds,
-               "beam_size": transcriber.beam_size, "lm_weight": transcriber.lm_weight if transcriber.lm else None,
+               "beam_size": transcriber.beam_size, "lm": str(transcriber.lm_path) if transcriber.lm_path else None,
+               "lm_weight": transcriber.lm_weight if transcriber.lm else None,
+               "insertion_bonus": transcriber.insertion_bonus if transcriber.lm else None,
                **{name: c.to_dict() for name, c in totals.items()}}
     input_seconds = transcriber.frontend.seconds(frames)
     if input_seconds is None:  # line images have no duration to compare the decoding time with

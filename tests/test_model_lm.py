@@ -1,6 +1,7 @@
 """A language model stored with the model (lm.arpa + decoding.yaml): used by default, turned off on request,
 settings that round-trip and refuse bad values in one line."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,9 @@ def test_decode_py_tunes_stores_and_then_uses_the_lm_unless_told_not_to(tiny_tim
     assert f"with beam 2 + LM {folder / 'lm.arpa.gz'} (weight {settings.lm_weight:g}" in capsys.readouterr().out
     assert decode.main([*test_set, "--out", str(tmp_path / "b"), "--no-lm"]) == 0
     assert "with best path" in capsys.readouterr().out
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("a", "b")]
+    assert [(s["lm"], s["lm_weight"], s["insertion_bonus"], s["beam_size"]) for s in summaries] == [
+        (str(folder / "lm.arpa.gz"), settings.lm_weight, settings.insertion_bonus, 2), (None, None, None, 1)]
 
 
 @pytest.mark.parametrize("flags,words", [
