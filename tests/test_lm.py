@@ -557,3 +557,12 @@ def test_the_cli_refuses_words_for_a_phone_model(tmp_path):
     corpus = write_manifest_corpus(tmp_path / "corpus", {"train": ["a b"]})
     with pytest.raises(UserError, match="--words needs a character token set"):
         main(["--data", str(corpus), "--tokens", "timit61", "--words", "--out", str(tmp_path / "w.arpa")])
+
+
+def test_the_cli_defaults_to_the_corpus_symbols_and_names_a_missing_split(tmp_path):
+    from asr.lm import main
+    corpus = write_manifest_corpus(tmp_path / "corpus", {"train": ["Hi, you."]})
+    main(["--data", str(corpus), "--order", "1", "--out", str(tmp_path / "c.arpa")])
+    assert set(load_arpa(tmp_path / "c.arpa").vocabulary) == {"<s>", "</s>", "<unk>", "h", "i", " ", "y", "o", "u"}
+    with pytest.raises(UserError, match="no split 'dev'; it has train"):
+        main(["--data", str(corpus), "--split", "dev", "--out", str(tmp_path / "d.arpa")])

@@ -42,15 +42,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     from asr.corpora import open_corpus  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m asr.lm", description=(
-        "Train an interpolated Kneser-Ney n-gram on a corpus's TRAINING transcripts (dev and test text "
-        "never enters it) and write it as ARPA (.arpa, or gzipped .arpa.gz). Use it with decode.py --lm, "
-        "tune its weight with decode.py --tune-lm, and store it with the model with --save-lm-settings."))
+        "Train an interpolated Kneser-Ney n-gram on a corpus's TRAINING transcripts (--split train, the "
+        "default: dev and test text must never enter it) and write it as ARPA (.arpa, or gzipped .arpa.gz). "
+        "Use it with decode.py --lm, tune its weight with decode.py --tune-lm, and store it with the model "
+        "with --save-lm-settings."))
     parser.add_argument("--data", required=True, help="corpus (TIMIT tree, LibriSpeech, manifest, IAM)")
     parser.add_argument("--split", default="train", help="split whose transcripts train it (default: train; "
                                                          "never a split you score on)")
-    parser.add_argument("--tokens", default="timit61", choices=("timit61", "speech-chars", "chars", "words"),
+    parser.add_argument("--tokens", choices=("timit61", "speech-chars", "chars", "words"),
                         help="symbols: TIMIT phones, speech characters, characters as written, or words "
-                             "(short for speech-chars --words)")
+                             "(short for speech-chars --words); default: the corpus's own (timit61 for a TIMIT "
+                             "tree, chars for handwriting, speech-chars otherwise)")
     parser.add_argument("--words", action="store_true",
                         help="a word-level model for a character model: the words the --tokens characters spell")
     parser.add_argument("--order", type=int, default=2, help="n-gram order (2: the phone bigram of TIMIT work)")
@@ -60,10 +62,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="ARPA file to write (.gz: gzipped)")
     args = parser.parse_args(argv)
     corpus = open_corpus(args.data)
-    sequences = transcripts_as_symbols(corpus.read(args.split), args.tokens, args.words)
+    if args.split not in corpus.splits:
+        raise UserError(f"{args.data}: no split {args.split!r}; it has {', '.join(corpus.splits)}")
+    tokens = args.tokens or corpus.default_tokens
+    sequences = transcripts_as_symbols(corpus.read(args.split), tokens, args.words)
     lm = train_ngram(sequences, args.order, prune=args.prune)
     lm.write_arpa(args.out)
     sizes = ", ".join(f"{len(level)} {k + 1}-grams" for k, level in enumerate(lm.ngrams))
-    symbols = "words" if args.words or args.tokens == "words" else args.tokens
+    symbols = "words" if args.words or tokens == "words" else tokens
     print(f"{args.out}: {args.order}-gram over {symbols} from {len(sequences)} {args.split} transcripts "
           f"({sizes}; {os.path.getsize(args.out) / 1024:.0f} KiB)")
