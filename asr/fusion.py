@@ -145,7 +145,7 @@ def save_decoding_settings(folder: str | os.PathLike, lm_path: str | os.PathLike
         write_bytes(folder / name, lm_path.read_bytes())
     settings = DecodingSettings(name, float(lm_weight), float(insertion_bonus), int(beam_size))
     settings.check(folder / SETTINGS_FILE)
-    text = ("# Written by decode.py --tune-lm --save-lm-settings: the LM that decode.py and\n"
+    text = ("# Written by tuning (decode.py --tune-lm --save-lm-settings): the LM that decode.py and\n"
             "# Transcriber.from_checkpoint use by default for this model (turn it off with --no-lm).\n"
             + yaml.safe_dump(asdict(settings), sort_keys=False))
     write_text(folder / SETTINGS_FILE, text)
