@@ -1,11 +1,11 @@
 """Pruning a backoff n-gram so that it ships small: count cut-offs, then backoff weights recomputed.
 
 An n-gram of order 2 or more seen at most ``threshold[k]`` times in the training
-text is dropped (KenLM's ``--prune`` and SRILM's ``-gtNmin`` thresholds). What
-stays keeps its probability; the mass of what was dropped goes back to the
+text is dropped (the thresholds of KenLM's ``lmplz --prune``, on raw counts).
+What stays keeps its probability; the mass of what was dropped goes back to the
 lower order through the context's backoff weight, recomputed so that every
-context's distribution sums to one again (Stolcke 1998, "Entropy-based pruning
-of backoff language models", eq. 4; SRILM's ``ngram -prune`` does the same):
+context's distribution sums to one again, as SRILM's ``ngram -prune`` does after
+pruning (Stolcke 1998, "Entropy-based pruning of backoff language models"):
 
     bow(h) = (1 - sum_{w: h w kept} P(w | h)) / (1 - sum_{w: h w kept} P(w | h[1:]))
 
