@@ -21,7 +21,7 @@ from asr.atomic import write_text
 from asr.corpora.base import Utterance
 from asr.corpora.batching import length_batches
 from asr.dataset import compute_features
-from asr.errors import file_error
+from asr.errors import UserError, file_error
 from asr.metrics import ErrorCounts, char_errors, phone_errors, word_errors
 from asr.tokens import TokenSet, normalize_speech_text
 from asr.transcribe import best_paths, json_text
@@ -196,8 +196,31 @@ def shorten(text: str, limit: int = 150) -> str:
 
 
 def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size: int = 16, batch_size: int = 16,
-                        num_workers: int = 0, log=print, **grid) -> tuple[float, float, list]:
-    """Grid-search the transcriber's LM weight and insertion bonus for the lowest PER/CER on `utterances`."""
+                        num_workers: int = 0, log=print, save_to: str | os.PathLike | None = None,
+                        **grid) -> tuple[float, float, list]:
+    """Grid-search the transcriber's LM weight and insertion bonus for the lowest PER/CER on `utterances`.
+
+    save_to: a model folder to store the LM and the best settings in (`asr.fusion.save_decoding_settings`),
+    so that the model decodes with them by default; the LM must then come from a file
+    (`Transcriber.from_checkpoint` records it). Checked before the search, so a bad folder costs no work.
+    """
+    from asr.fusion import save_decoding_settings  # noqa: PLC0415
+
+    if save_to is not None and transcriber.lm_path is None:
+        raise UserError("tune_language_model: save_to needs a transcriber whose LM comes from an ARPA file "
+                        "(Transcriber.from_checkpoint(..., lm_path=ARPA))")
+    if save_to is not None:
+        output_folder(save_to)
+    weight, bonus, table = _tune(transcriber, utterances, beam_size, batch_size, num_workers, log, grid)
+    if save_to is not None:
+        path = save_decoding_settings(save_to, transcriber.lm_path, weight, bonus, beam_size)
+        log(f"stored the LM and its settings: {path}")
+    return weight, bonus, table
+
+
+def _tune(transcriber, utterances: Sequence[Utterance], beam_size: int, batch_size: int, num_workers: int, log,
+          grid: dict) -> tuple[float, float, list]:
+    """`tune_fusion` on the posteriors of `utterances`, scored by the model's primary error rate."""
     from asr.fusion import tune_fusion  # noqa: PLC0415
 
     tokens, metric = transcriber.tokens, primary_metric(transcriber.tokens)
@@ -227,7 +250,9 @@ def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size:
 
 def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: float, errors: list) -> dict:
     summary = {"utterances": utterances, "failed": len(errors), "decode_seconds": seconds,
-               "beam_size": transcriber.beam_size, "lm_weight": transcriber.lm_weight if transcriber.lm else None,
+               "beam_size": transcriber.beam_size, "lm": str(transcriber.lm_path) if transcriber.lm_path else None,
+               "lm_weight": transcriber.lm_weight if transcriber.lm else None,
+               "insertion_bonus": transcriber.insertion_bonus if transcriber.lm else None,
                **{name: c.to_dict() for name, c in totals.items()}}
     input_seconds = transcriber.frontend.seconds(frames)
     if input_seconds is None:  # line images have no duration to compare the decoding time with

@@ -18,6 +18,11 @@ the posteriors (`torchaudio.functional.forced_align`, the Viterbi path of
 Graves et al. 2006 restricted to that labelling); CTC emits each label as a
 spike, so a label's segment runs from the middle of the blank gap before its
 spike to the middle of the gap after it.
+
+A model folder may store a language model with its tuned fusion weights
+(``lm.arpa(.gz)`` + ``decoding.yaml``, written by ``decode.py --tune-lm
+--save-lm-settings``); `Transcriber.from_checkpoint` decodes with it unless told
+``use_lm=False``, so the model's users get the decoding its numbers were measured with.
 """
 
 from __future__ import annotations
@@ -27,17 +32,20 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from asr.audio import RawFormat
-from asr.checkpoint import load_model
+from asr.checkpoint import load_model, resolve
 from asr.dataset import ctc_min_frames
 from asr.decoding import greedy, prefix_beam_search
 from asr.errors import UserError
 from asr.frontend import Piece, frontend_for
+from asr.fusion import read_decoding_settings
 from asr.lm import NGramTokenScorer, NGramWordScorer, load_arpa
 from asr.pretrained import default_checkpoint
 from asr.tokens import TokenSet
@@ -85,12 +93,30 @@ def language_model(path: str | os.PathLike, tokens: TokenSet):
     return NGramWordScorer(lm, tokens.symbols)
 
 
+def chosen_language_model(folder: Path, lm_path, use_lm: bool, options: dict) -> tuple[Path | None, dict]:
+    """The ARPA file to decode with and the options to decode with: an explicit `lm_path` as given;
+    else the model folder's stored LM (if `use_lm`) with its stored settings under `options`."""
+    if not use_lm:
+        return None, options
+    if lm_path:
+        return Path(lm_path), options
+    stored = read_decoding_settings(folder)
+    if stored is None:
+        return None, options
+    defaults = {"beam_size": stored.beam_size, "lm_weight": stored.lm_weight,
+                "insertion_bonus": stored.insertion_bonus}
+    return folder / stored.lm, {**defaults, **options}
+
+
 class Transcriber:
     """Front end, model and decoder of one checkpoint; `transcribe` a file or waveform."""
 
     def __init__(self, model, config, tokens: TokenSet, *, device: str = "cpu", beam_size: int = 1,
                  lm=None, lm_weight: float = 0.0, insertion_bonus: float = 0.0, chunk_seconds: float = 30.0,
                  context_seconds: float = 2.0, raw: RawFormat | None = None):
+        # Where the model and its LM came from (set by from_checkpoint): tuning stores its result there.
+        self.model_folder: Path | None = None
+        self.lm_path: Path | None = None
         self.device = torch.device(device)
         self.model, self.config, self.tokens = model.to(self.device).eval(), config, tokens
         self.frontend = frontend_for(config.features, raw=raw)
@@ -98,12 +124,22 @@ class Transcriber:
         self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = None, *, lm_path=None, **options):
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, *,
+                        lm_path: str | os.PathLike | Literal[False] | None = None, use_lm: bool = True, **options):
         """A transcriber for the checkpoint (file or run folder; default: `asr.pretrained.default_checkpoint`,
-        $ASR_CHECKPOINT or the shipped model); `lm_path` an ARPA file."""
-        model, config, tokens = load_model(path or default_checkpoint())
-        lm = language_model(lm_path, tokens) if lm_path else None
-        return cls(model, config, tokens, lm=lm, **options)
+        $ASR_CHECKPOINT or the shipped model).
+
+        The language model: `lm_path` (an ARPA file) if given; else the one the checkpoint's folder
+        stores (``decoding.yaml``, `asr.fusion.read_decoding_settings`), with its tuned beam size,
+        LM weight and insertion bonus, which `options` given here override. ``use_lm=False`` or
+        ``lm_path=False``: no LM at all.
+        """
+        checkpoint = resolve(path or default_checkpoint())
+        model, config, tokens = load_model(checkpoint)
+        lm_file, options = chosen_language_model(checkpoint.parent, lm_path, use_lm and lm_path is not False, options)
+        transcriber = cls(model, config, tokens, lm=language_model(lm_file, tokens) if lm_file else None, **options)
+        transcriber.model_folder, transcriber.lm_path = checkpoint.parent, lm_file
+        return transcriber
 
     # ---- the network ----------------------------------------------------------------------
 

@@ -463,3 +463,106 @@ def test_the_lm_does_not_import_the_decoder():
         capture_output=True, text=True, check=True, cwd=package.parents[1],
     ).stdout
     assert "asr.lm.scorers" in loaded and "asr.decoding" not in loaded and "asr.fusion" not in loaded
+
+
+# ---------------------------------------------------------------- pruning, gzip, word-level CLI
+
+
+def test_pruned_model_is_smaller_and_still_a_distribution_in_every_context(tmp_path):
+    corpus = sentences(["the", "cat", "sat", "on", "a", "mat", "dog", "ran"], 300, seed=9)
+    full = train_ngram(corpus, order=3)
+    pruned = train_ngram(corpus, order=3, prune=[0, 1, 2])
+    assert len(pruned.ngrams[0]) == len(full.ngrams[0])  # every word keeps a probability
+    assert len(pruned.ngrams[1]) < len(full.ngrams[1]) and len(pruned.ngrams[2]) < len(full.ngrams[2])
+    trigrams = Counter(tuple(p[i : i + 3]) for s in corpus for p in [("<s>", *s, "</s>")] for i in range(len(p) - 2))
+    assert set(pruned.ngrams[2]) == {gram for gram, count in trigrams.items() if count > 2}
+    # Contexts of the full model too: a pruned-away context backs off and must still sum to one.
+    assert_every_context_sums_to_one(pruned, 1e-9)
+    for context in [gram for level in full.ngrams[:-1] for gram in level if gram[-1] != "</s>"]:
+        total = sum(10 ** pruned.log10_prob(word, context) for word in pruned.vocabulary if word != "<s>")
+        assert total == pytest.approx(1.0, abs=1e-9), context
+    kept = [gram for level in pruned.ngrams[1:] for gram in level]
+    assert all(10 ** pruned.log10_prob(g[-1], g[:-1]) == pytest.approx(10 ** full.log10_prob(g[-1], g[:-1]))
+               for g in kept)  # what stays keeps its probability: only backoff weights change
+    assert any(pruned.ngrams[1][g][1] != pytest.approx(full.ngrams[1][g][1]) for g in pruned.ngrams[1])
+    pruned.write_arpa(tmp_path / "lm.arpa")
+    assert_every_context_sums_to_one(load_arpa(tmp_path / "lm.arpa"), 1e-5)
+
+
+def test_pruning_keeps_the_prefix_and_suffix_of_every_kept_ngram():
+    corpus = sentences(list("abcdef"), 200, seed=10)
+    pruned = train_ngram(corpus, order=4, prune=[0, 3, 1, 0])
+    for k in range(2, 5):
+        for gram in pruned.ngrams[k - 1]:
+            assert gram[:-1] in pruned.ngrams[k - 2] and gram[1:] in pruned.ngrams[k - 2]
+
+
+def test_recomputing_the_backoff_weights_of_an_unpruned_model_changes_nothing():
+    from asr.lm.pruning import recompute_backoffs
+    lm = train_ngram(sentences(list("abcd "), 80, seed=11), order=4)
+    again = [dict(level) for level in lm.ngrams]
+    recompute_backoffs(again)
+    for level, level_again in zip(lm.ngrams, again):
+        for gram, (log_p, backoff) in level.items():
+            assert level_again[gram][0] == log_p
+            assert (backoff is None) == (level_again[gram][1] is None)
+            if backoff is not None:
+                assert level_again[gram][1] == pytest.approx(backoff, abs=1e-9)
+
+
+@pytest.mark.parametrize("prune,problem", [([1], "unigrams cannot be pruned"), ([0, -1], "0 or more"),
+                                           ([0, 1, 1, 1], "at most 3")])
+def test_bad_prune_thresholds_are_user_errors(prune, problem):
+    with pytest.raises(UserError, match=problem):
+        train_ngram([["a", "b"]], order=3, prune=prune)
+
+
+def test_a_gzipped_arpa_file_reads_back_and_is_the_same_bytes_every_time(tmp_path):
+    lm = train_ngram(sentences(list("ab c"), 30, seed=12), order=3)
+    lm.write_arpa(tmp_path / "a.arpa.gz")
+    first = (tmp_path / "a.arpa.gz").read_bytes()
+    lm.write_arpa(tmp_path / "a.arpa.gz")
+    assert (tmp_path / "a.arpa.gz").read_bytes() == first  # no time stamp: git sees no change
+    lm.write_arpa(tmp_path / "a.arpa")
+    assert gzip.decompress(first).decode() == (tmp_path / "a.arpa").read_text()
+    assert load_arpa(tmp_path / "a.arpa.gz") == load_arpa(tmp_path / "a.arpa")
+
+
+def write_manifest_corpus(folder, splits):
+    """A JSONL-manifest corpus whose 'audio' files are never read: only the transcripts matter here."""
+    import json
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, texts in splits.items():
+        lines = [json.dumps({"audio": f"{split}{i}.wav", "text": text}) for i, text in enumerate(texts)]
+        for i in range(len(texts)):
+            (folder / f"{split}{i}.wav").write_bytes(b"")
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("tokens,expected", [("chars", ["The", "cat,", "sat."]),
+                                             ("speech-chars", ["the", "cat", "sat"])])
+def test_the_cli_builds_a_word_model_from_the_training_split_only(tmp_path, tokens, expected):
+    from asr.lm import main
+    corpus = write_manifest_corpus(tmp_path / "corpus", {
+        "train": ["The cat, sat.", "The  cat, sat."], "dev": ["secretdev words"], "test": ["secrettest words"]})
+    main(["--data", str(corpus), "--tokens", tokens, "--words", "--order", "2", "--out", str(tmp_path / "w.arpa")])
+    lm = load_arpa(tmp_path / "w.arpa")
+    assert set(lm.vocabulary) == {"<s>", "</s>", "<unk>", *expected}
+    assert lm.log10_prob(expected[1], [expected[0]]) > lm.log10_prob(expected[0], [expected[1]])
+
+
+def test_the_cli_refuses_words_for_a_phone_model(tmp_path):
+    from asr.lm import main
+    corpus = write_manifest_corpus(tmp_path / "corpus", {"train": ["a b"]})
+    with pytest.raises(UserError, match="--words needs a character token set"):
+        main(["--data", str(corpus), "--tokens", "timit61", "--words", "--out", str(tmp_path / "w.arpa")])
+
+
+def test_the_cli_defaults_to_the_corpus_symbols_and_names_a_missing_split(tmp_path):
+    from asr.lm import main
+    corpus = write_manifest_corpus(tmp_path / "corpus", {"train": ["Hi, you."]})
+    main(["--data", str(corpus), "--order", "1", "--out", str(tmp_path / "c.arpa")])
+    assert set(load_arpa(tmp_path / "c.arpa").vocabulary) == {"<s>", "</s>", "<unk>", "h", "i", " ", "y", "o", "u"}
+    with pytest.raises(UserError, match="no split 'dev'; it has train"):
+        main(["--data", str(corpus), "--split", "dev", "--out", str(tmp_path / "d.arpa")])

@@ -6,6 +6,11 @@ Examples:
   python decode.py --raw-rate 16000 --raw-encoding PCM_16 goforward.raw
   python decode.py --checkpoint CKPT --test-set data/generated/synth-timit --split core
   python decode.py --checkpoint CKPT --test-set CORPUS --split dev --lm phones.arpa --tune-lm
+  python decode.py --checkpoint RUN --test-set CORPUS --split dev --lm words.arpa.gz --tune-lm --save-lm-settings
+
+A model folder that stores a language model (RUN/decoding.yaml, written by --save-lm-settings)
+is decoded with it, its beam size, weight and bonus by default; --no-lm turns it off, --lm
+uses another one, and --beam, --lm-weight, --insertion-bonus override the stored values.
 """
 
 from __future__ import annotations
@@ -24,10 +29,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="*", help="audio or image files, or folders of them")
     parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: the shipped "
                                              "checkpoints/synth-small)")
-    parser.add_argument("--beam", type=int, default=1, help="beam size (1: best path, the default)")
-    parser.add_argument("--lm", help="ARPA n-gram (tokens, or words for character models), for shallow fusion")
-    parser.add_argument("--lm-weight", type=float, default=0.5, help="weight of the LM's log probability")
-    parser.add_argument("--insertion-bonus", type=float, default=0.0, help="added per emitted token")
+    parser.add_argument("--beam", type=int, help="beam size (default: the model folder's stored one with its "
+                                                 "LM, else 1: best path)")
+    parser.add_argument("--lm", help="ARPA n-gram (tokens, or words for character models), for shallow fusion "
+                                     "(default: the one the model folder stores, if any)")
+    parser.add_argument("--no-lm", action="store_true", help="decode without the model folder's stored LM")
+    parser.add_argument("--lm-weight", type=float, help="weight of the LM's log probability (default: the "
+                                                        "stored one, else 0.5)")
+    parser.add_argument("--insertion-bonus", type=float, help="added per emitted token (default: the stored "
+                                                              "one, else 0)")
     parser.add_argument("--output-format", choices=("text", "json", "ctm"), default="text",
                         help="text: FILE<TAB>transcript; json: one object per file with labels, score and "
                              "per-label times; ctm: one line per label (file channel start duration label conf)")
@@ -45,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     test.add_argument("--plot-utterance", help="id of the utterance to plot (default: the first)")
     test.add_argument("--tune-lm", action="store_true", help="grid-search --lm's weight and insertion bonus on "
                                                             "--test-set (use the dev split) and print the best")
+    test.add_argument("--save-lm-settings", action="store_true",
+                      help="with --tune-lm: store the LM and the best weight, bonus and beam in the checkpoint's "
+                           "folder (lm.arpa(.gz) + decoding.yaml), so that decoding uses them by default")
     return parser.parse_args(argv)
 
 
@@ -53,12 +66,17 @@ def check_args(args: argparse.Namespace) -> None:
     if not (math.isfinite(args.chunk_seconds) and args.chunk_seconds > 0):
         raise UserError(f"--chunk-seconds {args.chunk_seconds:g}: give a positive number of seconds, e.g. 30")
     for flag, value in (("--lm-weight", args.lm_weight), ("--insertion-bonus", args.insertion_bonus)):
-        if not math.isfinite(value):
+        if value is not None and not math.isfinite(value):
             raise UserError(f"{flag} {value:g}: give a finite number, e.g. 0.5")
     for flag, value, least in (("--beam", args.beam, 1), ("--batch-size", args.batch_size, 1),
                                ("--workers", args.workers, 0)):
-        if value < least:
+        if value is not None and value < least:
             raise UserError(f"{flag} {value}: must be at least {least}")
+    if args.no_lm and args.lm:
+        raise UserError("--lm and --no-lm contradict each other: give one")
+    if args.save_lm_settings and not args.tune_lm:
+        raise UserError("--save-lm-settings stores what --tune-lm finds: add --tune-lm (and --test-set with its "
+                        "dev split)")
 
 
 def choose_device(name: str) -> str:
@@ -81,15 +99,28 @@ def choose_device(name: str) -> str:
     return name
 
 
-def make_transcriber(args: argparse.Namespace, lm_weight: float | None = None):
+def make_transcriber(args: argparse.Namespace):
     from asr.audio import RawFormat
     from asr.transcribe import Transcriber
 
     raw = RawFormat(args.raw_rate, args.raw_encoding) if args.raw_rate else None
-    return Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, raw=raw,
-                                       device=choose_device(args.device), beam_size=args.beam,
-                                       lm_weight=args.lm_weight if lm_weight is None else lm_weight,
-                                       insertion_bonus=args.insertion_bonus, chunk_seconds=args.chunk_seconds)
+    # Flags given win; the others come from the model folder's stored settings, if it has an LM and
+    # --lm names none, else from the defaults below.
+    given = {"beam_size": args.beam, "lm_weight": args.lm_weight, "insertion_bonus": args.insertion_bonus}
+    options = {name: value for name, value in given.items() if value is not None}
+    if args.lm and args.lm_weight is None:
+        options["lm_weight"] = 0.5
+    return Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, use_lm=not args.no_lm, raw=raw,
+                                       device=choose_device(args.device), chunk_seconds=args.chunk_seconds,
+                                       **options)
+
+
+def describe_decoder(transcriber) -> str:
+    """The decoder as a person reads it: best path, or the beam and the LM with its weights."""
+    if transcriber.lm is None:
+        return f"beam {transcriber.beam_size}" if transcriber.beam_size > 1 else "best path"
+    return (f"beam {transcriber.beam_size} + LM {transcriber.lm_path} (weight {transcriber.lm_weight:g}, "
+            f"insertion bonus {transcriber.insertion_bonus:g})")
 
 
 def input_files(inputs: list[str], suffixes: frozenset[str]) -> list[Path]:
@@ -160,9 +191,7 @@ def evaluate(args: argparse.Namespace) -> int:
     transcriber = make_transcriber(args)
     corpus, split, utterances = test_split(args, transcriber)
     out = output_folder(args, split)
-    decoder = f"beam {args.beam}" + (f" + LM (weight {args.lm_weight:g})" if args.lm else "") if args.beam > 1 or \
-        args.lm else "best path"
-    print(f"decoding {len(utterances)} utterances of {args.test_set} ({split}) with {decoder}")
+    print(f"decoding {len(utterances)} utterances of {args.test_set} ({split}) with {describe_decoder(transcriber)}")
     summary = run_evaluation(transcriber, utterances, out, args.batch_size, args.workers, args.plot_utterance,
                              log=lambda m: print(m, file=sys.stderr))
     print(format_summary(summary, transcriber.tokens))
@@ -174,17 +203,25 @@ def evaluate(args: argparse.Namespace) -> int:
 def tune_lm(args: argparse.Namespace) -> int:
     from asr.evaluation import tune_language_model
 
-    if not args.lm or not args.test_set:
-        raise UserError("--tune-lm needs --lm ARPA and --test-set CORPUS (with --split dev)")
+    fix = "give --lm ARPA (or a checkpoint whose folder stores one) and --test-set CORPUS --split dev"
+    if not args.test_set or args.no_lm:
+        raise UserError(f"--tune-lm tunes a language model on a test set: {fix}")
     transcriber = make_transcriber(args)
+    if transcriber.lm is None:
+        raise UserError(f"--tune-lm: no language model to tune; {fix}")
     corpus, split, utterances = test_split(args, transcriber)
-    weight, bonus, table = tune_language_model(transcriber, utterances, max(args.beam, 8), args.batch_size,
-                                               args.workers, log=lambda m: print(m, file=sys.stderr))
+    beam = args.beam or max(transcriber.beam_size, 8)
+    save_to = transcriber.model_folder if args.save_lm_settings else None
+    weight, bonus, table = tune_language_model(transcriber, utterances, beam, args.batch_size, args.workers,
+                                               log=lambda m: print(m, file=sys.stderr), save_to=save_to)
     print("lm_weight  insertion_bonus  error")
     for row in table:
         print(f"{row[0]:9.2f}  {row[1]:15.2f}  {100 * row[2]:5.2f}%")
-    print(f"best on {split}: --lm {args.lm} --lm-weight {weight:g} --insertion-bonus {bonus:g} "
-          f"--beam {max(args.beam, 8)}")
+    print(f"best on {split}: --lm {transcriber.lm_path} --lm-weight {weight:g} --insertion-bonus {bonus:g} "
+          f"--beam {beam}")
+    if save_to is not None:
+        print(f"stored in {save_to} (decoding.yaml): decoding this checkpoint now uses this LM and these "
+              f"settings by default; --no-lm turns it off")
     return 0
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from asr.atomic import write_text
+from asr.atomic import write_bytes, write_text
 from asr.errors import UserError, file_error
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -77,7 +77,8 @@ class NGramLM:
         return total
 
     def write_arpa(self, path: str | os.PathLike) -> None:
-        """Write the model as an ARPA file, atomically (temp file, then rename)."""
+        """Write the model as an ARPA file, atomically (temp file, then rename); gzipped if `path`
+        ends with ``.gz``, with no time stamp, so that the same model gives the same bytes (git)."""
         lines = ["\\data\\"]
         lines += [f"ngram {k}={len(grams)}" for k, grams in enumerate(self.ngrams, 1)]
         for k, grams in enumerate(self.ngrams, 1):
@@ -86,7 +87,11 @@ class NGramLM:
                 text = f"{_number(log_p)}\t{' '.join(_arpa_word(w) for w in gram)}"
                 lines.append(text if backoff is None else f"{text}\t{_number(backoff)}")
         lines += ["", "\\end\\", ""]
-        write_text(path, "\n".join(lines))
+        text = "\n".join(lines)
+        if os.fspath(path).endswith(".gz"):
+            write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+        else:
+            write_text(path, text)
 
 
 def _number(value: float) -> str:

@@ -1,26 +1,40 @@
-"""``python -m asr.lm``: train an n-gram on a corpus's transcripts and write it as ARPA.
+"""``python -m asr.lm``: train an n-gram on a corpus's training transcripts and write it as ARPA.
 
     python -m asr.lm --data CORPUS --tokens timit61 --order 2 --out phones.arpa
+    python -m asr.lm --data CORPUS --tokens chars --words --order 3 --prune 0 1 1 --out RUN/lm.arpa.gz
+
+Only the training split is read unless ``--split`` says otherwise: dev and test
+transcripts (and the text of recordings scored later) must never reach the LM,
+or the scores it helps to would be flattered.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from asr.cli import run
+from asr.errors import UserError
 from asr.lm.kneser_ney import train_ngram
 
 
-def transcripts_as_symbols(utterances, tokens_name: str) -> list[list[str]]:
-    """Training transcripts as LM symbol sequences: phones, characters (space between words) or words."""
-    from asr.tokens import normalize_speech_text, token_set  # noqa: PLC0415
+def transcripts_as_symbols(utterances, tokens_name: str, words: bool = False) -> list[list[str]]:
+    """Training transcripts as LM symbol sequences: phones, characters (space between words) or,
+    with `words`, the words those characters spell (as a character model of that token set writes
+    them: lower-cased for ``speech-chars``, as written for ``chars``). ``words`` as `tokens_name`
+    is short for ``speech-chars`` with `words`."""
+    from asr.tokens import token_set  # noqa: PLC0415
 
-    if tokens_name == "timit61":
-        return [u.transcript("phones").split() for u in utterances]
     if tokens_name == "words":
-        return [normalize_speech_text(u.text).split() for u in utterances]
+        tokens_name, words = "speech-chars", True
+    if tokens_name == "timit61":
+        if words:
+            raise UserError("--words needs a character token set (--tokens speech-chars or chars): "
+                            "a phone model emits no words")
+        return [u.transcript("phones").split() for u in utterances]
     tokens = token_set(tokens_name, (u.text for u in utterances))
-    return [tokens.labels(u.text) for u in utterances]
+    labels = [tokens.labels(u.text) for u in utterances]
+    return [[w for w in "".join(chars).split(" ") if w] for chars in labels] if words else labels
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -29,21 +43,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     from asr.corpora import open_corpus  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m asr.lm", description=(
-        "Train an interpolated Kneser-Ney n-gram on a corpus's training transcripts and write it as ARPA. "
-        "Use it with decode.py --lm, and tune its weight with decode.py --tune-lm."))
+        "Train an interpolated Kneser-Ney n-gram on a corpus's TRAINING transcripts (--split train, the "
+        "default: dev and test text must never enter it) and write it as ARPA (.arpa, or gzipped .arpa.gz). "
+        "Use it with decode.py --lm, tune its weight with decode.py --tune-lm, and store it with the model "
+        "with --save-lm-settings."))
     parser.add_argument("--data", required=True, help="corpus (TIMIT tree, LibriSpeech, manifest, IAM)")
-    parser.add_argument("--split", default="train", help="split whose transcripts train it (default: train)")
-    parser.add_argument("--tokens", default="timit61", choices=("timit61", "speech-chars", "chars", "words"),
-                        help="symbols: TIMIT phones, speech characters, characters as written, or words")
+    parser.add_argument("--split", default="train", help="split whose transcripts train it (default: train; "
+                                                         "never a split you score on)")
+    parser.add_argument("--tokens", choices=("timit61", "speech-chars", "chars", "words"),
+                        help="symbols: TIMIT phones, speech characters, characters as written, or words "
+                             "(short for speech-chars --words); default: the corpus's own (timit61 for a TIMIT "
+                             "tree, chars for handwriting, speech-chars otherwise)")
+    parser.add_argument("--words", action="store_true",
+                        help="a word-level model for a character model: the words the --tokens characters spell")
     parser.add_argument("--order", type=int, default=2, help="n-gram order (2: the phone bigram of TIMIT work)")
-    parser.add_argument("--out", required=True, help="ARPA file to write")
+    parser.add_argument("--prune", type=int, nargs="+", default=[], metavar="COUNT",
+                        help="count cut-offs per order, unigrams first (always 0), the last repeating: "
+                             "--prune 0 1 drops the bigrams and longer seen once (as KenLM's --prune)")
+    parser.add_argument("--out", required=True, help="ARPA file to write (.gz: gzipped)")
     args = parser.parse_args(argv)
     corpus = open_corpus(args.data)
-    sequences = transcripts_as_symbols(corpus.read(args.split), args.tokens)
-    lm = train_ngram(sequences, args.order)
+    if args.split not in corpus.splits:
+        raise UserError(f"{args.data}: no split {args.split!r}; it has {', '.join(corpus.splits)}")
+    tokens = args.tokens or corpus.default_tokens
+    sequences = transcripts_as_symbols(corpus.read(args.split), tokens, args.words)
+    lm = train_ngram(sequences, args.order, prune=args.prune)
     lm.write_arpa(args.out)
     sizes = ", ".join(f"{len(level)} {k + 1}-grams" for k, level in enumerate(lm.ngrams))
-    print(f"{args.out}: {args.order}-gram over {args.tokens} from {len(sequences)} transcripts ({sizes})")
+    symbols = "words" if args.words or tokens == "words" else tokens
+    print(f"{args.out}: {args.order}-gram over {symbols} from {len(sequences)} {args.split} transcripts "
+          f"({sizes}; {os.path.getsize(args.out) / 1024:.0f} KiB)")
 
 
 def cli() -> None:

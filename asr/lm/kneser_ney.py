@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from asr.errors import UserError
 from asr.lm.arpa import ARPA_SPACE, BOS, EOS, LOG10_ZERO, SPACE, UNK, NGramLM, NGramTable
+from asr.lm.pruning import prune_by_count, prune_thresholds
 
 
 def train_ngram(
@@ -30,15 +31,20 @@ def train_ngram(
     order: int,
     vocabulary: Iterable[str] = (),
     unk: bool = True,
+    prune: Sequence[int] = (),
 ) -> NGramLM:
     """An interpolated Kneser-Ney n-gram model of symbol sequences.
 
     sequences: training transcripts as symbol lists (phones; or characters, with " "
     between words; or words). vocabulary: symbols that get a probability even if
     unseen (e.g. a token set's symbols, blank excluded). unk: add ``<unk>`` too.
+    prune: count thresholds per order, unigrams first (`asr.lm.pruning`): an n-gram
+    seen at most that often is dropped after estimation and the backoff weights are
+    recomputed, so the model stays normalised; empty keeps everything.
     """
     if order < 1:
         raise UserError(f"an n-gram order must be at least 1, got {order}")
+    thresholds = prune_thresholds(prune, order)
     counts = _count(sequences, order)
     if not counts[0]:
         raise UserError("no training transcripts for the language model: give it some")
@@ -67,6 +73,8 @@ def train_ngram(
     for level in ngrams[:-1]:  # lower orders always carry a backoff weight (KenLM does too)
         for gram, (log_p, backoff) in level.items():
             level[gram] = (log_p, 0.0 if backoff is None else backoff)
+    if any(thresholds):
+        ngrams = prune_by_count(ngrams, counts, thresholds)
     return NGramLM([dict(sorted(level.items())) for level in ngrams])
 
 
