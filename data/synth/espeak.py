@@ -21,14 +21,24 @@ file rather than with invented boundaries.
 
 Voices are set by file name (``gmw/en-US+f3``): ``espeak_SetVoiceByName("en-gb")``
 fails silently. Speaking rate is espeak's words per minute (175 at
-``stretch`` 1), and a speaker's ``warp`` also moves espeak's base pitch. The
-Klatt variants draw noise from the C library's ``rand()``: it is seeded per
-sentence, as for flite.
+``stretch`` 1), and a speaker's ``warp`` also moves espeak's base pitch.
+
+espeak carries state from one sentence to the next (measured here: the same
+sentence twice in a row gives different samples, even different lengths), so
+a sentence would sound different after different sentences, and a corpus
+would depend on how work was split between processes. Each sentence is
+therefore spoken in a forked child of a process whose espeak has been
+initialised and given the voice but has never spoken (the first sentence of
+a fresh espeak is the same every time); the child seeds the C library's
+``rand()`` (the Klatt variants' noise) and sends the result back through a
+pipe. Forking costs about a millisecond; speaking a sentence about ten.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import pickle
 from collections.abc import Sequence
 from ctypes import CFUNCTYPE, POINTER, Structure, Union, c_char, c_char_p, c_int, c_short, c_uint, c_void_p
 
@@ -36,7 +46,7 @@ import numpy as np
 
 from asr.errors import UserError
 from asr.tokens import TIMIT_PHONES
-from data.synth.labels import PAUSE
+from data.synth.labels import PAUSE, CorpusError
 from data.synth.synthesis import Synthesis
 
 LIBRARY = "libespeak-ng.so.1"
@@ -139,7 +149,9 @@ def check_voice(ident: str) -> None:
 
 
 def to_timit(mnemonic: str, rhotic: bool) -> tuple[str, ...]:
-    """The TIMIT phones of one espeak mnemonic in a (non-)rhotic accent; KeyError if unmapped."""
+    """The TIMIT phones of one espeak mnemonic in a (non-)rhotic accent; `CorpusError` if unmapped."""
+    if mnemonic not in MNEMONICS:
+        raise CorpusError(f"espeak's phoneme {mnemonic!r} has no TIMIT mapping in data.synth.espeak.MNEMONICS")
     phones = MNEMONICS[mnemonic]
     if not rhotic and len(phones) > 1 and phones[-1] in RHOTIC_ONLY:
         phones = phones[:-1]
@@ -180,12 +192,39 @@ class Espeak:
         return 0
 
     def synthesize(self, ident: str, text: str, stretch: float, pitch: int, seed: int) -> Synthesis:
-        """`text` in voice `ident` (``en-US+f3``), at 175/`stretch` words per minute."""
-        accent = voice_file(ident.split("+")[0])
+        """`text` in voice `ident` (``en-US+f3``), at 175/`stretch` words per minute.
+
+        The sentence is spoken by a forked child of this process, whose espeak has
+        never spoken: see the module docstring.
+        """
         if ident != self._voice:
             if self._lib.espeak_SetVoiceByName(voice_file(ident).encode()) != 0:
                 raise UserError(f"espeak-ng has no voice {voice_file(ident)!r}")
             self._voice = ident
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: speak, send the result (or the error) back, and leave at once
+            os.close(read)
+            try:
+                result: object = self._speak(ident, text, stretch, pitch, seed)
+            except BaseException as error:  # noqa: BLE001 - handed to the parent, which raises it
+                result = error
+            with os.fdopen(write, "wb") as pipe:
+                pickle.dump(result, pipe)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            raise RuntimeError(f"espeak-ng (voice {ident}) died speaking {text!r} (wait status {status})")
+        result = pickle.loads(data)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _speak(self, ident: str, text: str, stretch: float, pitch: int, seed: int) -> Synthesis:
+        accent = voice_file(ident.split("+")[0])
         self._lib.espeak_SetParameter(_RATE, round(DEFAULT_RATE / stretch), 0)
         self._lib.espeak_SetParameter(_PITCH, pitch, 0)
         self._chunks.clear()
