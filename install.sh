@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(
-  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
-  wordnet-base bible-kjv pocketsphinx-testdata libsndfile1
+  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 espeak-ng-data sox
+  wordnet-base bible-kjv dict-gcide dict-devil pocketsphinx-testdata libsndfile1
   g++  # builds the LSTM time loop (asr/_lstm); without it a slower plain-torch loop runs
   # handwriting "writers" for the synthetic IAM-layout corpus
   fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
