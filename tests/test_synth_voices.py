@@ -146,6 +146,16 @@ def test_espeak_klatt_voices_repeat_exactly():
     assert np.array_equal(first.audio, after.audio) and first.phones == after.phones
 
 
+@needs_espeak
+def test_espeak_keeps_word_events_across_many_voices():
+    """espeak stops sending word events after ~25 voice changes in one process (measured): the
+    engine must load each voice in a fresh child, so the 40th voice still gives words."""
+    sentence = "an imperceptible drop in temperature."
+    idents = [v.ident for v in voices.VOICES if v.engine == "espeak"][:40]
+    results = [espeak.synthesize_batch(ident, [(sentence, 1.0, 0, 1.0)])[0] for ident in idents]
+    assert all(r.words is not None for r in results)
+
+
 # --- held-out voices ----------------------------------------------------------------------
 
 

@@ -28,10 +28,12 @@ sentence twice in a row gives different samples, even different lengths), so
 a sentence would sound different after different sentences, and a corpus
 would depend on how work was split between processes. Each sentence is
 therefore spoken in a forked child of a process whose espeak has been
-initialised and given the voice but has never spoken (the first sentence of
-a fresh espeak is the same every time); the child seeds the C library's
-``rand()`` (the Klatt variants' noise) and sends the result back through a
-pipe. Forking costs about a millisecond; speaking a sentence about ten.
+initialised but has never spoken nor loaded a voice (the first sentence of a
+fresh espeak is the same every time; and after about 25 voice changes in one
+process espeak stops sending word events, measured here); the child loads
+the voice, seeds the C library's ``rand()`` (the Klatt variants' noise), and
+sends the result back through a pipe. The forking is done by a small server
+process (`serve`), not by the generator's own larger one.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Sequence
 from ctypes import CFUNCTYPE, POINTER, Structure, Union, c_char, c_char_p, c_int, c_short, c_uint, c_void_p
+from pathlib import Path
 
 import numpy as np
 
@@ -178,7 +183,6 @@ class Espeak:
         self._callback = _CALLBACK(self._collect)  # kept: C holds only a pointer to it
         self._lib.espeak_SetSynthCallback(self._callback)
         self._libc = ctypes.CDLL(None)
-        self._voice = ""
 
     def _collect(self, wav, n_samples, events) -> int:
         if n_samples > 0:
@@ -197,10 +201,6 @@ class Espeak:
         The sentence is spoken by a forked child of this process, whose espeak has
         never spoken: see the module docstring.
         """
-        if ident != self._voice:
-            if self._lib.espeak_SetVoiceByName(voice_file(ident).encode()) != 0:
-                raise UserError(f"espeak-ng has no voice {voice_file(ident)!r}")
-            self._voice = ident
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: speak, send the result (or the error) back, and leave at once
@@ -225,6 +225,8 @@ class Espeak:
 
     def _speak(self, ident: str, text: str, stretch: float, pitch: int, seed: int) -> Synthesis:
         accent = voice_file(ident.split("+")[0])
+        if self._lib.espeak_SetVoiceByName(voice_file(ident).encode()) != 0:
+            raise UserError(f"espeak-ng has no voice {voice_file(ident)!r}")
         self._lib.espeak_SetParameter(_RATE, round(DEFAULT_RATE / stretch), 0)
         self._lib.espeak_SetParameter(_PITCH, pitch, 0)
         self._chunks.clear()
@@ -292,7 +294,52 @@ def _token_positions(text: str) -> dict[int, int]:
     return positions
 
 
-_ESPEAK: Espeak | None = None  # one per process, made on first use
+class _Server:
+    """A small process that owns a never-used espeak and forks a child per sentence.
+
+    Forking the generator's own process per sentence would copy its page tables
+    (its sentence lists and plan: over 100 MB) each time; this process holds
+    only espeak and numpy. Requests and results travel pickled through its pipes.
+    """
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from data.synth.espeak import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+
+    def synthesize(self, *request) -> Synthesis:
+        pickle.dump(request, self._process.stdin)
+        self._process.stdin.flush()
+        try:
+            result = pickle.load(self._process.stdout)
+        except EOFError:
+            raise RuntimeError(f"the espeak-ng server stopped (exit status {self._process.wait()})") from None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def serve() -> None:
+    """The server's loop: one pickled (ident, text, stretch, pitch, seed) in, one result out."""
+    engine = Espeak()
+    requests, results = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            request = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            result: object = engine.synthesize(*request)
+        except BaseException as error:  # noqa: BLE001 - handed to the client, which raises it
+            result = error
+        pickle.dump(result, results)
+        results.flush()
+
+
+_ESPEAK: _Server | None = None  # one per process, started on first use
 
 
 def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, float]]) -> list[Synthesis]:
@@ -303,7 +350,7 @@ def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, floa
     """
     global _ESPEAK
     if _ESPEAK is None:
-        _ESPEAK = Espeak()
+        _ESPEAK = _Server()
     return [
         _ESPEAK.synthesize(ident, text, stretch, round(DEFAULT_PITCH + (warp - 1) * 200), seed)
         for text, stretch, seed, warp in sentences
