@@ -300,3 +300,21 @@ def test_no_source_reads_the_fortunes():
 def test_plan_ids_stay_timit_like():
     assert all(len(s.id) == 5 and s.id[0] in "MF" for v in voices.VOICES for s in voices.speakers_of(v))
     assert Path(synth_timit.__file__).name == "synth_timit.py"
+
+
+@needs_espeak
+@needs_flite
+def test_espeak_corpus_is_the_same_whatever_the_jobs(tmp_path):
+    """espeak carries state between sentences; the engine hides it, so --jobs cannot change a byte."""
+    options = ["--voices", "espeak:en-US+klatt,espeak:en+f1,flite:kal16", "--test-voices", "espeak:en+f1",
+               "--dev-voices", "", "--text", "devil", "--utterances", "12", "--speakers-per-voice", "2", "--no-sa"]
+    trees = {}
+    for jobs in ("1", "2"):
+        trees[jobs] = tmp_path / jobs
+        assert synth_timit.main(["--out", str(trees[jobs]), *options, "--jobs", jobs]) == 0
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert contents(trees["1"]) == contents(trees["2"])
+    assert any(p.parts[-3] == "DR8" for p in map(Path, contents(trees["1"])) if len(p.parts) > 3)

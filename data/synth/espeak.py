@@ -339,7 +339,7 @@ def serve() -> None:
         results.flush()
 
 
-_ESPEAK: _Server | None = None  # one per process, started on first use
+_SERVERS: dict[int, _Server] = {}  # by process ID: a forked process must not share its parent's pipes
 
 
 def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, float]]) -> list[Synthesis]:
@@ -348,10 +348,10 @@ def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, floa
     The speaker's warp also moves espeak's base pitch (34, 50, 66 for warps 0.92, 1, 1.08),
     so that espeak's speakers differ in pitch more than the warp alone makes them.
     """
-    global _ESPEAK
-    if _ESPEAK is None:
-        _ESPEAK = _Server()
+    server = _SERVERS.get(os.getpid())
+    if server is None:
+        server = _SERVERS[os.getpid()] = _Server()
     return [
-        _ESPEAK.synthesize(ident, text, stretch, round(DEFAULT_PITCH + (warp - 1) * 200), seed)
+        server.synthesize(ident, text, stretch, round(DEFAULT_PITCH + (warp - 1) * 200), seed)
         for text, stretch, seed, warp in sentences
     ]
