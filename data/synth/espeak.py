@@ -41,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -324,6 +325,7 @@ class _Server:
 
 def serve() -> None:
     """The server's loop: one pickled (ident, text, stretch, pitch, seed) in, one result out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the generator's to handle; EOF ends this
     engine = Espeak()
     requests, results = sys.stdin.buffer, sys.stdout.buffer
     while True:
