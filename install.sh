@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(
-  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
-  wordnet-base bible-kjv libsndfile1
+  flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 espeak-ng-data sox
+  wordnet-base bible-kjv dict-gcide dict-devil libsndfile1
   # real human recordings, for evaluation only (benchmarks/real_speech.py, tests/test_real_speech.py)
   pocketsphinx-testdata alsa-utils asterisk-core-sounds-en-wav asterisk-core-sounds-en
   g++  # builds the LSTM time loop (asr/_lstm); without it a slower plain-torch loop runs

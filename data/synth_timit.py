@@ -15,12 +15,23 @@ import os
 import sys
 from pathlib import Path
 
+from asr.atomic import write_text
 from asr.errors import UserError
 from data.synth import text
 from data.synth.generate import Settings, check_replaceable, check_voices, generate
 from data.synth.plan import make_plan
 from data.synth.render import RenderSettings
-from data.synth.voices import DEFAULT_VOICES, STRETCHES, VOICES, WARPS, select_voices, speakers_of
+from data.synth.voices import (
+    DEFAULT_VOICES,
+    DEV_VOICES,
+    STRETCHES,
+    TEST_VOICES,
+    VOICES,
+    WARPS,
+    held_out,
+    select_voices,
+    speakers_of,
+)
 
 DEFAULT_OUT = Path("data/generated/synth-timit")
 
@@ -61,7 +72,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--test-fraction", type=float, default=0.3, metavar="F",
-        help="share of each voice's speakers, and so of the utterances, held out in TEST (default: %(default)s)",
+        help="with no held-out voice among --voices: the share of each voice's speakers held out "
+        "in TEST (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test-voices", type=_comma_list, default=TEST_VOICES, metavar="LIST",
+        help="voices held out for TEST: none of their speakers, nor any voice of the same person, "
+        "speaks in TRAIN (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dev-voices", type=_comma_list, default=DEV_VOICES, metavar="LIST",
+        help="voices held out for development, under TEST/ with Use DEV in DOC/SPKRINFO.TXT "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--speakers-per-voice", type=int, default=grid, metavar="K",
@@ -70,13 +92,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--voices", type=_comma_list, default=DEFAULT_VOICES, metavar="LIST",
-        help="comma-separated voices, or engine names (flite, festival) for all their voices "
-        "(default: all; see --list-voices)",
+        help="comma-separated voices, engine names (flite, festival, espeak) for all their voices, or "
+        "espeak accents (espeak:en-US) for all their variants (default: flite, festival and 16 espeak "
+        "voices; see --list-voices)",
     )
     p.add_argument(
-        "--text", type=_comma_list, default=("wordnet", "bible"), metavar="LIST",
-        help="sentence sources: wordnet (WordNet 3.0 examples), bible (King James Bible) "
-        "(default: wordnet,bible)",
+        "--text", type=_comma_list, default=text.DEFAULT_SOURCES, metavar="LIST",
+        help="sentence sources: wordnet (WordNet 3.0 examples), bible (King James Bible), gcide "
+        "(quotations in GCIDE), devil (The Devil's Dictionary) (default: all)",
+    )
+    p.add_argument(
+        "--lm-text", type=Path, metavar="FILE",
+        help="write the TRAIN sentences of --text (never a TEST one), one a line, to FILE for a "
+        "language model, then exit",
     )
     p.add_argument("--no-sa", dest="dialect_sentences", action="store_false", help="leave out SA1 and SA2")
     p.add_argument(
@@ -95,9 +123,14 @@ def parser() -> argparse.ArgumentParser:
 
 def list_voices() -> str:
     lines = []
+    held = held_out(VOICES, TEST_VOICES, DEV_VOICES)
     for voice in VOICES:
         ids = [s.id for s in speakers_of(voice)]
-        lines.append(f"{voice.name:34} {voice.sex}  DR{voice.region}  {ids[0]}..{ids[-1]}")
+        default = "default" if voice.name in DEFAULT_VOICES else ""
+        lines.append(
+            f"{voice.name:34} {voice.sex}  DR{voice.region}  {ids[0]}..{ids[-1]}  "
+            f"{held.get(voice.name, 'TRAIN'):5}  {default}"
+        )
     return "\n".join(lines)
 
 
@@ -107,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(list_voices())
         return 0
     try:
+        if args.lm_text:
+            sentences = text.training_text(args.text)
+            write_text(args.lm_text, "".join(t + "\n" for t in sentences))
+            print(f"{args.lm_text}: {len(sentences)} TRAIN sentences of {', '.join(args.text)}")
+            return 0
         if args.utterances < 1:
             raise UserError(f"--utterances {args.utterances}: ask for at least one")
         check_replaceable(args.out, args.force)
@@ -121,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             speakers_per_voice=args.speakers_per_voice,
             dialect_sentences=args.dialect_sentences,
             render=RenderSettings(args.closures, None if args.no_noise else args.noise_db),
+            test_voices=args.test_voices,
+            dev_voices=args.dev_voices,
         )
         sentences = text.load_sentences(args.text)
         plan = make_plan(
             voices, sentences, args.utterances, args.test_fraction, args.speakers_per_voice,
-            args.seed, args.dialect_sentences,
+            args.seed, args.dialect_sentences, held_out(voices, args.test_voices, args.dev_voices),
         )
         report = generate(args.out, plan, settings, args.jobs, args.force)
     except UserError as error:

@@ -78,8 +78,8 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int]]) -> list[Synthesis]:
-    """Each (text, duration stretch, seed) of `sentences` in voice `ident`, by one festival process.
+def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, float]]) -> list[Synthesis]:
+    """Each (text, duration stretch, seed, warp) of `sentences` in voice `ident`, by one festival process.
 
     festival's voices are deterministic: the seed is not needed.
     """
@@ -88,7 +88,7 @@ def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int]]) ->
         lines = [_PRELUDE, f"(voice_{ident})"]
         if "hts" in ident:
             lines.append("(set! synth-timit-hts-params hts_engine_params)")
-        for i, (text, stretch, _) in enumerate(sentences):
+        for i, (text, stretch, *_) in enumerate(sentences):
             lines.append(f'(synth-timit-say {_scheme_string(text)} {stretch!r} "{i}.wav" "{i}.lab")')
         (work / "batch.scm").write_text("\n".join(lines) + "\n")
         run = subprocess.run(

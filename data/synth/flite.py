@@ -136,13 +136,13 @@ class Flite:
 _FLITE: Flite | None = None  # one per process, made on first use
 
 
-def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int]]) -> list[Synthesis]:
-    """Each (text, duration stretch, noise seed) of `sentences` in voice `ident`."""
+def synthesize_batch(ident: str, sentences: Sequence[tuple[str, float, int, float]]) -> list[Synthesis]:
+    """Each (text, duration stretch, noise seed, warp) of `sentences` in voice `ident`."""
     global _FLITE
     if _FLITE is None:
         _FLITE = Flite()
     with _quiet_stderr():  # kal16 reports each missing diphone on stderr
-        return [_FLITE.synthesize(ident, text, stretch, seed) for text, stretch, seed in sentences]
+        return [_FLITE.synthesize(ident, text, stretch, seed) for text, stretch, seed, *_ in sentences]
 
 
 @contextlib.contextmanager

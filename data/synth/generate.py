@@ -22,16 +22,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.errors import UserError
-from data.synth import festival, flite, text
+from data.synth import espeak, festival, flite, text
 from data.synth.plan import Job, Plan
 from data.synth.render import RenderSettings, render
 from data.synth.tree import TreeSummary, check_tree, is_written, write_utterance
 from data.synth.voices import Voice
 
-ENGINES = {"flite": flite, "festival": festival}
+ENGINES = {"flite": flite, "festival": festival, "espeak": espeak}
 CHUNK = 32
 SETTINGS_FILE = "GENERATOR.json"  # in <out>/DOC: marks a tree (or a partial one) as ours
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: held-out voices, sentences split by hash, espeak-ng
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Settings:
     speakers_per_voice: int
     dialect_sentences: bool
     render: RenderSettings
+    test_voices: tuple[str, ...] = ()
+    dev_voices: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
         """The settings as JSON reads them back (lists, not tuples)."""
@@ -102,7 +104,10 @@ def _chunks(todo: Sequence[Job]) -> Iterator[tuple[Voice, tuple[Job, ...]]]:
 def _synthesize_chunk(work: tuple[tuple[Voice, tuple[Job, ...]], Path, Settings]) -> int:
     (voice, jobs), root, settings = work
     engine = ENGINES[voice.engine]
-    sentences = [(j.text, j.speaker.stretch * j.speaker.warp, j.seed(settings.seed)) for j in jobs]
+    # (text, duration stretch, seed, warp): the stretch includes the warp, which the audio undoes
+    sentences = [
+        (j.text, j.speaker.stretch * j.speaker.warp, j.seed(settings.seed), j.speaker.warp) for j in jobs
+    ]
     for job, synthesis in zip(jobs, engine.synthesize_batch(voice.ident, sentences)):
         utterance = render(
             synthesis, job.text, job.speaker.warp, engine.PHONE_MAP, settings.render,
@@ -130,6 +135,8 @@ def _prepare_partial(partial: Path, settings: Settings) -> None:
     marker = partial / "DOC" / SETTINGS_FILE
     if partial.exists():
         if marker.is_file() and json.loads(marker.read_text()) == settings.as_json():
+            for stale in partial.glob("*/DR*/*/.*.tmp*"):  # a killed process' unfinished files
+                stale.unlink()
             return
         if not marker.is_file() and any(partial.iterdir()):
             raise UserError(f"{partial}: exists and is not an unfinished corpus of this generator. Remove it")
@@ -139,12 +146,16 @@ def _prepare_partial(partial: Path, settings: Settings) -> None:
 
 
 def _write_docs(root: Path, plan: Plan, settings: Settings) -> None:
-    """TIMIT-style DOC files: the speakers and the prompts, plus WordNet's licence if its text is used."""
+    """TIMIT-style DOC files: the speakers and the prompts, plus the text sources' licences.
+
+    SPKRINFO.TXT's Use column is TRN, TST, or DEV for the TEST speakers whose voices
+    are held out for development (they live under TEST/, as TIMIT's dev speakers do).
+    """
     doc = root / "DOC"
     lines = ["; synthesized speakers: ID  Sex  DR  Use  voice  duration-stretch  warp"]
     for split, speakers in plan.speakers.items():
-        use = "TRN" if split == "TRAIN" else "TST"
         for s in speakers:
+            use = "TRN" if split == "TRAIN" else "DEV" if s.id in plan.dev else "TST"
             lines.append(f"{s.id}  {s.voice.sex}  {s.voice.region}  {use}  {s.voice.name}  {s.stretch}  {s.warp}")
     (doc / "SPKRINFO.TXT").write_text("\n".join(lines) + "\n")
     prompts = {job.name.lower(): job.text for job in plan.jobs}
@@ -155,6 +166,8 @@ def _write_docs(root: Path, plan: Plan, settings: Settings) -> None:
         (doc / "WORDNET-LICENSE.TXT").write_text(
             "Sentences of this corpus are example phrases from WordNet 3.0.\n\n" + text.wordnet_licence()
         )
+    if "gcide" in settings.text:
+        (doc / "GCIDE-LICENSE.TXT").write_text(text.GCIDE_NOTICE)
 
 
 def _replace(partial: Path, out: Path) -> None:

@@ -6,6 +6,14 @@ sentence by one; a speaker reads 5 SX for every 3 SI. Test speakers never
 appear in training, and no SI/SX sentence is read in both TRAIN and TEST. The
 plan is a pure function of its arguments and the seed, so a seed fixes the
 corpus.
+
+Held-out voices (`data.synth.voices.held_out`) put all their speakers in TEST:
+a test voice never speaks in training. With no held-out voice among those
+chosen (one voice alone, say), a `test_fraction` share of each voice's
+speakers is held out instead: TIMIT's rule for speakers, not for voices.
+Sentences go to TRAIN or TEST by a hash of their words
+(`data.synth.text.sentence_split`), whatever the seed or the voices, so that
+the training text an LM is built from never holds a test sentence of any corpus.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asr.errors import UserError
-from data.synth.text import SA_SENTENCES
+from data.synth.text import SA_SENTENCES, sentence_split
 from data.synth.voices import Speaker, Voice, speakers_of
 
 SPLITS = ("TRAIN", "TEST")
@@ -50,6 +58,7 @@ class Job:
 class Plan:
     jobs: tuple[Job, ...]
     speakers: dict[str, tuple[Speaker, ...]]  # by split
+    dev: frozenset[str] = frozenset()  # IDs of the TEST speakers whose voices are held out for DEV
 
 
 def make_plan(
@@ -60,19 +69,28 @@ def make_plan(
     speakers_per_voice: int,
     seed: int,
     dialect_sentences: bool = True,
+    held_out: dict[str, str] | None = None,
 ) -> Plan:
     """Deal `utterances` SI/SX readings of `sentences` to the voices' speakers.
 
     Each voice contributes `speakers_per_voice` speakers of its grid, of which a
     `test_fraction` share (at least one) is held out for TEST; utterances are
     spread evenly over speakers. With `dialect_sentences`, every speaker also
-    reads SA1 and SA2 (on top of `utterances`).
+    reads SA1 and SA2 (on top of `utterances`). `held_out` (voice name -> TEST or
+    DEV) overrides `test_fraction` when it names a chosen voice: see the module docstring.
     """
     rng = random.Random(seed)
-    speakers = _choose_speakers(voices, test_fraction, speakers_per_voice, rng)
-    pool = list(sentences)
-    rng.shuffle(pool)
-    pool.reverse()  # pop() then deals in shuffled order
+    held = {name: use for name, use in (held_out or {}).items() if any(v.name == name for v in voices)}
+    if held:
+        speakers = _hold_out_voices(voices, held, speakers_per_voice, rng)
+        if not speakers["TRAIN"]:
+            raise UserError("every chosen voice is held out for TEST or DEV: choose some voices to train on")
+    else:
+        speakers = _choose_speakers(voices, test_fraction, speakers_per_voice, rng)
+    pools = {split: [t for t in sentences if sentence_split(t) == split] for split in SPLITS}
+    for pool in pools.values():
+        rng.shuffle(pool)
+        pool.reverse()  # pop() then deals in shuffled order
     n_speakers = sum(len(s) for s in speakers.values())
     n_test = round(utterances * len(speakers["TEST"]) / n_speakers)
     readings = {"TRAIN": utterances - n_test, "TEST": n_test}
@@ -82,9 +100,9 @@ def make_plan(
     for split in SPLITS:
         counts = _spread(readings[split], speakers[split], rng)
         sx_counts = {s: round(n * SX_SHARE) for s, n in counts.items()}
-        sx_readers[split] = _deal_shared(sx_counts, pool, utterances)
+        sx_readers[split] = _deal_shared(sx_counts, pools[split], utterances)
         si_readers[split] = [
-            (s, _take(pool, utterances)) for s in speakers[split] for _ in range(counts[s] - sx_counts[s])
+            (s, _take(pools[split], utterances)) for s in speakers[split] for _ in range(counts[s] - sx_counts[s])
         ]
 
     jobs = []
@@ -99,7 +117,22 @@ def make_plan(
             for speaker in speakers[split]:
                 jobs += [Job(split, speaker, f"SA{i}", t) for i, t in enumerate(SA_SENTENCES, 1)]
     jobs.sort(key=lambda j: (j.split, j.folder, j.name))
-    return Plan(tuple(jobs), {k: tuple(v) for k, v in speakers.items()})
+    dev = frozenset(s.id for s in speakers["TEST"] if held.get(s.voice.name) == "DEV")
+    return Plan(tuple(jobs), {k: tuple(v) for k, v in speakers.items()}, dev)
+
+
+def _hold_out_voices(
+    voices: Sequence[Voice], held: dict[str, str], per_voice: int, rng: random.Random
+) -> dict[str, list[Speaker]]:
+    """`per_voice` speakers of each voice: a held-out voice's all in TEST, the others' in TRAIN."""
+    grid_size = len(speakers_of(voices[0]))
+    if not 1 <= per_voice <= grid_size:
+        raise UserError(f"--speakers-per-voice {per_voice}: choose 1 to {grid_size}")
+    chosen: dict[str, list[Speaker]] = {"TRAIN": [], "TEST": []}
+    for voice in voices:
+        grid = sorted(rng.sample(speakers_of(voice), per_voice), key=lambda s: s.id)
+        chosen["TEST" if voice.name in held else "TRAIN"] += grid
+    return chosen
 
 
 def _choose_speakers(

@@ -34,7 +34,7 @@ class RenderSettings:
 class Utterance:
     audio: np.ndarray  # int16 at SAMPLE_RATE
     phones: list[Segment]
-    words: list[Segment]
+    words: list[Segment] | None  # None: the synthesizer gave no word timings (no WRD file)
 
 
 def resampling_ratio(rate: int, warp: float) -> Fraction:
@@ -63,7 +63,7 @@ def render(
     audio = np.concatenate([audio, np.zeros(padding)])
     if settings.closures:
         phones = labels.split_closures(phones, audio)
-    words = labels.word_segments(synthesis.words, scale, text, where)
+    words = None if synthesis.words is None else labels.word_segments(synthesis.words, scale, text, where)
 
     peak = np.max(np.abs(audio))
     if peak > PEAK:

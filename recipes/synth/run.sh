@@ -19,7 +19,7 @@ echo "== 1/3 corpus: $CORPUS"
 if [ -f "$CORPUS/DOC/GENERATOR.json" ]; then
   echo "already there"
 else
-  python -m data.synth_timit --out "$CORPUS" --utterances "$UTTERANCES"
+  python -m data.synth_timit --out "$CORPUS" --utterances "$UTTERANCES" --voices flite,festival
 fi
 
 echo "== 2/3 training: $RUN"
