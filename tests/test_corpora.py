@@ -10,6 +10,7 @@ from asr.corpora.librispeech import read_librispeech
 from asr.corpora.manifest import read_manifest
 from asr.corpora.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, read_timit
 from asr.errors import UserError
+from tests.conftest import make_noise_timit
 
 
 def write_timit_utterance(folder, name, upper=True, samples=1600):
@@ -153,3 +154,16 @@ def test_manifest_ids_must_be_unique(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"audio": "a.wav", "text": "x"}\n{"audio": "a.wav", "text": "y"}\n')
     with pytest.raises(UserError, match="line 2: id 'a' repeats line 1"):
         read_manifest(tmp_path / "m.jsonl")
+
+
+def test_a_synthesized_tree_takes_dev_from_the_speakers_its_spkrinfo_marks_dev(tmp_path):
+    """The generator's held-out development voices (Use DEV in DOC/SPKRINFO.TXT) are the dev split,
+    never mixed into test; without the mark, dev is every third test speaker."""
+    root = make_noise_timit(tmp_path / "tree", train_speakers=2, test_speakers=3, per_speaker=1)
+    assert {u.speaker for u in read_timit(root, "dev")} == {"MZTA0"}
+    (root / "DOC").mkdir()
+    (root / "DOC" / "SPKRINFO.TXT").write_text(
+        "; ID  Sex  DR  Use  voice\nMZRA0  M  1  TRN  x\nMZTA0  M  1  TST  x\n"
+        "MZTB0  M  1  DEV  y\nMZTC0  M  1  TST  x\n")
+    assert {u.speaker for u in read_timit(root, "dev")} == {"MZTB0"}
+    assert {u.speaker for u in read_timit(root, "test")} == {"MZTA0", "MZTC0"}

@@ -11,8 +11,11 @@ down, e.g. ``TIMIT/`` or ``data/``) with the standard splits of Graves et al.
   dev and core speakers, for comparison with papers that report it).
 
 A tree without any of the standard test speakers (the synthesized corpus) takes
-its splits from the tree itself: ``dev`` is every third TEST speaker in sorted
-order (one of each synthesized voice's three), ``core`` and ``test`` are the others.
+its splits from the tree itself. Where its ``DOC/SPKRINFO.TXT`` marks speakers
+``DEV`` in the Use column (the generator's held-out development voices), those
+are ``dev`` and the other TEST speakers are ``core`` and ``test``; otherwise
+``dev`` is every third TEST speaker in sorted order (one of each synthesized
+voice's three), ``core`` and ``test`` are the others.
 """
 
 from __future__ import annotations
@@ -112,10 +115,23 @@ def _speaker_dirs(part_dir: Path) -> list[Path]:
                   key=lambda p: p.name.upper())
 
 
-def _synthetic_dev(speakers: list[str]) -> set[str]:
-    """Every third test speaker in sorted order: the synthesizer makes three test
-    speakers per voice with consecutive IDs, so dev gets one of each voice."""
+def _synthetic_dev(root: Path, speakers: list[str]) -> set[str]:
+    """The speakers DOC/SPKRINFO.TXT marks DEV (held-out development voices), if any; else
+    every third test speaker in sorted order: the synthesizer makes three test speakers per
+    voice with consecutive IDs, so dev gets one of each voice."""
+    marked = _speakers_marked(root, "DEV") & set(speakers)
+    if marked:
+        return marked
     return set(sorted(speakers)[::3]) if len(speakers) > 1 else set()
+
+
+def _speakers_marked(root: Path, use: str) -> set[str]:
+    """IDs whose Use column in DOC/SPKRINFO.TXT is `use` (rows: ID Sex DR Use ...; ';' comments)."""
+    info = next((p for p in (root / "DOC" / "SPKRINFO.TXT", root / "doc" / "spkrinfo.txt") if p.is_file()), None)
+    if info is None:
+        return set()
+    rows = (line.split() for line in info.read_text(encoding="latin-1").splitlines() if not line.startswith(";"))
+    return {row[0].upper() for row in rows if len(row) >= 4 and row[3].upper() == use}
 
 
 def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utterance]:
@@ -133,7 +149,7 @@ def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utte
         if STANDARD_SPEAKERS & set(names):
             chosen = {"dev": DEV_SPEAKERS, "core": CORE_TEST_SPEAKERS, "test": set(names)}[split]
         else:
-            dev = _synthetic_dev(names)
+            dev = _synthetic_dev(root, names)
             chosen = dev if split == "dev" else set(names) - dev
         speaker_dirs = [d for d in speaker_dirs if d.name.upper() in chosen]
     return [u for d in speaker_dirs for u in _read_speaker(d, with_sa)]
