@@ -20,6 +20,9 @@ waveforms are kept in memory up to `WAVEFORM_BUDGET` bytes (TIMIT's 3.1 hours ar
 turned into features by the front end, then masked. An utterance that speed
 perturbation makes too short for its labels under CTC keeps its clean features
 for that epoch (still masked) rather than giving the batch an infinite loss.
+Batches are still formed on the clean lengths: with speed 0.9 and reverberation
+tails a batch can hold up to about 11 % (plus a tail each) more frames than
+train.max_frames.
 """
 
 from __future__ import annotations
