@@ -1,11 +1,14 @@
 """Training with augmentation on (asr/augment.py wired into asr/dataset.py and asr/training.py)."""
 
+import dataclasses
+
 import pytest
 import torch
-from test_training import quiet, tiny_config
+from test_training import ROOT, quiet, run_cli, tiny_config
 
 from asr import dataset as dataset_module
-from asr.config import Config
+from asr.config import Config, load_config
+from asr.dataset import _other
 from asr.errors import UserError
 from asr.training import Trainer
 
@@ -96,3 +99,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_the_augmented_recipe_is_the_small_recipe_plus_an_augment_section():
+    small, augmented = (load_config(ROOT / f"recipes/synth/{name}.yaml") for name in ("small", "augmented"))
+    assert augmented.augment.waveform_enabled and augmented.augment.features_enabled
+    assert dataclasses.replace(augmented, augment=small.augment) == small
+
+
+def test_babble_talkers_are_other_utterances_drawn_with_the_utterances_generator():
+    draws = [_other(3, 5, torch.Generator().manual_seed(seed)) for seed in range(200)]
+    assert set(draws) == {0, 1, 2, 4}
+    assert draws == [_other(3, 5, torch.Generator().manual_seed(seed)) for seed in range(200)]
+    assert _other(0, 1, torch.Generator()) == 0  # alone: its own voice is the only babble there is
+
+
+def test_the_cli_refuses_augmenting_images_in_one_line(tiny_timit, tmp_path):
+    config = tmp_path / "image.yaml"
+    config.write_text("features: {kind: image, height: 16}\ndata: {tokens: chars}\naugment: {noise_prob: 0.5}\n")
+    result = run_cli("train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "run"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("remove the augment section (or set its probabilities and mask counts to 0)")
+    assert len(result.stderr.strip().splitlines()) == 1
