@@ -6,7 +6,9 @@ stopping on the dev set, then a second phase restarted from the best point with
 Gaussian weight noise (sigma 0.075) added once per sequence (here: per batch).
 On top of it what users expect: Adam, gradient clipping, learning-rate
 schedules, length-grouped batches, bf16 and torch.compile on a GPU,
-DistributedDataParallel through torchrun.
+DistributedDataParallel through torchrun, and on-the-fly augmentation of the
+training split (the ``augment:`` section; asr/augment.py, applied per utterance and
+epoch by asr/dataset.py, so that a resumed run is still exact).
 
 Nothing is lost: the run's whole state (weights, optimiser, scheduler, RNG
 states, position inside the epoch, history) is saved atomically to ``last.pt``
