@@ -93,6 +93,17 @@ class Frontend:
     def from_waveform(self, waveform: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         raise UserError(f"this model reads {self.modality}; give it files, not waveforms")
 
+    def waveform(self, path: str | os.PathLike) -> torch.Tensor:
+        """The file's 1-D waveform at the config's rate, as `from_waveform` takes it (training augmentation)."""
+        raise UserError(f"this model reads {self.modality}; it has no waveforms")
+
+    def augmenter(self, augment):
+        """The `asr.augment.Augmenter` for `augment` (an AugmentConfig), or None when it turns nothing on."""
+        if augment.waveform_enabled or augment.features_enabled:
+            raise UserError(f"features.kind={self.config.kind}: the {self.modality} front end has no augmentation "
+                            "yet; remove the augment section (or set its probabilities and mask counts to 0)")
+        return None
+
     @property
     def frame_step(self) -> int:
         """Input samples (audio) or pixel columns (images) between output frames."""
@@ -139,13 +150,22 @@ class AudioFrontend(Frontend):
                              "Use a handwriting checkpoint for text-line images")
 
     def __call__(self, path: str | os.PathLike) -> torch.Tensor:
-        from asr.audio import load_audio  # noqa: PLC0415
-        self.check(path)
-        return self._features(load_audio(path, self.config.sample_rate, raw=self.raw))
+        return self._features(self.waveform(path))
 
     def _features(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.extractor.extract(waveform)
+
+    def waveform(self, path: str | os.PathLike) -> torch.Tensor:
+        from asr.audio import load_audio  # noqa: PLC0415
+        self.check(path)
+        return load_audio(path, self.config.sample_rate, raw=self.raw)
+
+    def augmenter(self, augment):
+        if not (augment.waveform_enabled or augment.features_enabled):
+            return None
+        from asr.augment import Augmenter  # noqa: PLC0415 (scipy and the effects only when asked for)
+        return Augmenter.for_features(augment, self.config)
 
     def from_waveform(self, waveform: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """Features of a 1-D waveform at `sample_rate` (default: the config's)."""

@@ -6,7 +6,9 @@ stopping on the dev set, then a second phase restarted from the best point with
 Gaussian weight noise (sigma 0.075) added once per sequence (here: per batch).
 On top of it what users expect: Adam, gradient clipping, learning-rate
 schedules, length-grouped batches, bf16 and torch.compile on a GPU,
-DistributedDataParallel through torchrun.
+DistributedDataParallel through torchrun, and on-the-fly augmentation of the
+training split (the ``augment:`` section; asr/augment.py, applied per utterance and
+epoch by asr/dataset.py, so that a resumed run is still exact).
 
 Nothing is lost: the run's whole state (weights, optimiser, scheduler, RNG
 states, position inside the epoch, history) is saved atomically to ``last.pt``
@@ -149,6 +151,8 @@ def weight_noise(model: torch.nn.Module, sigma: float, generator: torch.Generato
 
 
 def fit_normalizer(model: CTCModel, dataset: FeatureDataset) -> None:
+    # The clean features, even when training is augmented: the model is meant for clean input,
+    # and statistics of one epoch's random augmentation would not be those of any other epoch.
     stats = FeatureStats(dataset.features[0].shape[1])
     for features in dataset.features:
         stats.update(features)
@@ -210,8 +214,9 @@ class Trainer:
 
     def _load_data(self, payload: dict | None) -> None:
         config = self.config
-        corpus = open_corpus(self.data_path)
         frontend = frontend_for(config.features)
+        augmenter = frontend.augmenter(config.augment)  # refused here, before any data is read, if it cannot be
+        corpus = open_corpus(self.data_path)
         frontend.check_corpus(corpus.modality, self.data_path)
         train = corpus.read(config.data.train_split)
         if config.data.max_utterances:
@@ -223,6 +228,8 @@ class Trainer:
         workers = config.data.num_workers
         self.train_set = FeatureDataset(train, frontend, self.tokens, workers, desc="train features")
         self._report_skipped("train", self.train_set)
+        if augmenter is not None:  # the training split only: dev (and test) are never augmented
+            self.train_set.augment_with(augmenter, config.train.seed)
         self.dev_set = None
         if config.data.dev_split in corpus.splits:
             self.dev_set = FeatureDataset(corpus.read(config.data.dev_split), frontend, self.tokens, workers,
@@ -334,7 +341,7 @@ class Trainer:
                    unit="batch", disable=not dist.is_main(), leave=False, mininterval=1.0, dynamic_ncols=True)
         for global_batch in self.sampler:
             started = time.perf_counter()
-            batch = self.train_set.batch(global_batch[self.rank::self.world]).to(self.device)
+            batch = self.train_set.batch(global_batch[self.rank::self.world], epoch=state.epoch).to(self.device)
             loss_sum, finite = self.train_step(batch, len(global_batch))
             state.batch, state.step = state.batch + 1, state.step + 1
             elapsed = time.perf_counter() - started
@@ -443,7 +450,18 @@ class Trainer:
                 f"{len(self.dev_set) if self.dev_set else 0} dev; tokens: {self.tokens.describe()}\n"
                 f"{self.model.summary()}\n"
                 f"training: {t.optimizer} lr {t.lr:g}, batches of {batches} x {self.world} process(es), "
-                f"device {self.device}, {t.precision}")
+                f"device {self.device}, {t.precision}{self._describe_augmentation()}")
+
+    def _describe_augmentation(self) -> str:
+        data = self.train_set
+        if data.augmenter is None:
+            return ""
+        effects = " + ".join(name for name, on in (("waveform effects", data.augmenter.waveform_enabled),
+                                                   ("SpecAugment", data.augmenter.features_enabled)) if on)
+        if not data.augmenter.waveform_enabled:
+            return f"\naugmentation: {effects}"
+        where = "kept in memory" if data.waveforms is not None else "re-read from disk every epoch (over the budget)"
+        return f"\naugmentation: {effects}; train waveforms ({data.waveform_bytes() / 1e6:.0f} MB) {where}"
 
     def fit(self) -> RunState:
         """Train until early stopping, a limit, or a stop request; the final state. Unlocks the folder."""

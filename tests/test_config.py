@@ -216,6 +216,8 @@ def test_choices_still_compare_as_strings():
 def plain(value) -> bool:
     if isinstance(value, dict):
         return all(type(k) is str and plain(v) for k, v in value.items())
+    if isinstance(value, list):  # augment.speed_factors, augment.noise_kinds
+        return all(plain(v) for v in value)
     return type(value) in (str, int, float, bool)
 
 

@@ -70,6 +70,29 @@ def test_resume_is_exact(tiny_timit, tmp_path, stop_after):
     assert_same_weights(final_weights(straight), final_weights(stopped))
 
 
+AUGMENTED = ["augment.speed_prob=1.0", "augment.reverb_prob=0.5", "augment.noise_prob=1.0",
+             "augment.noise_kinds=[babble, white]", "augment.gain_prob=0.5", "augment.freq_masks=2",
+             "augment.freq_mask_width=5", "augment.time_masks=1", "augment.time_mask_width=10"]
+
+
+@pytest.mark.parametrize("augment", [AUGMENTED[-4:], AUGMENTED], ids=["specaugment", "waveform+specaugment"])
+def test_resume_with_augmentation_is_exact(tiny_timit, tmp_path, augment, one_thread):
+    """Stopped mid-epoch (3 of 4 batches) and resumed: the same augmented batches, bit-identical weights."""
+    config = tiny_config(max_epochs=2).override(augment)
+    straight = tmp_path / "straight"
+    Trainer(config, tiny_timit, straight, log=quiet).fit()
+    stopped = tmp_path / "stopped"
+    assert Trainer(config.override(["train.max_steps=3"]), tiny_timit, stopped, log=quiet).fit().step == 3
+    resumed = Trainer(None, None, stopped, resume=True, overrides=["train.max_steps=0"], log=quiet).fit()
+    assert resumed.step == 8 and resumed.epoch == 2
+    a, b = final_weights(straight), final_weights(stopped)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    # and augmentation did change the run: a clean run ends elsewhere
+    Trainer(tiny_config(max_epochs=2), tiny_timit, tmp_path / "clean", log=quiet).fit()
+    clean = final_weights(tmp_path / "clean")
+    assert not all(torch.equal(a[key], clean[key]) for key in a)
+
+
 def test_resuming_a_finished_run_does_nothing_unless_a_limit_is_raised(tiny_timit, tmp_path):
     Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path, log=quiet).fit()
     messages = []
