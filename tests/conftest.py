@@ -108,5 +108,5 @@ def synthesized_speech(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("fresh") / "synth-timit"
     assert synth_timit.main(["--out", str(out), "--utterances", "40", "--seed", "11", "--speakers-per-voice", "2",
-                             "--no-sa", "--voices", "flite,festival"]) == 0
+                             "--no-sa", "--voices", "flite,festival", "--test-voices", "", "--dev-voices", ""]) == 0
     return read_timit(out, "train") + read_timit(out, "test")
