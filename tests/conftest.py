@@ -64,6 +64,33 @@ def tiny_timit(tmp_path_factory):
     return make_noise_timit(tmp_path_factory.mktemp("tiny-timit"))
 
 
+@pytest.fixture(name="one_thread")
+def one_thread_fixture():
+    """One intra-op thread for the test (reductions then add up in one order in every process)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_round_trips_as_plain_data(config) -> None:
+    """`config.to_dict()` survives YAML and torch.load(weights_only=True) unchanged, with no Python tags."""
+    import io
+
+    import yaml
+
+    from asr.config import Config
+
+    data = config.to_dict()
+    text = yaml.safe_dump(data, sort_keys=False)
+    assert "!!python" not in text
+    assert Config.from_dict(yaml.safe_load(text), "again.yaml") == config
+    buffer = io.BytesIO()
+    torch.save({"config": data}, buffer)
+    buffer.seek(0)
+    assert Config.from_dict(torch.load(buffer, weights_only=True)["config"], "checkpoint") == config
+
+
 @contextlib.contextmanager
 def one_thread(seed=0):
     """Seeded and single-threaded inside, the caller's thread count and RNG state restored after:

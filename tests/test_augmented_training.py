@@ -93,13 +93,6 @@ def test_augmenting_images_is_refused_at_start_in_one_line(tiny_timit, tmp_path,
     assert not (tmp_path / "last.pt").exists()
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_the_augmented_recipe_is_the_small_recipe_plus_an_augment_section():
     small, augmented = (load_config(ROOT / f"recipes/synth/{name}.yaml") for name in ("small", "augmented"))

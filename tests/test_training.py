@@ -293,14 +293,6 @@ def test_a_full_disk_mid_save_is_one_clear_error_and_keeps_the_earlier_checkpoin
     assert Trainer(None, None, tmp_path, resume=True, log=quiet).fit().epoch == 3
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread for this test (reductions then add up in one order in every process)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
