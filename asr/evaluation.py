@@ -2,15 +2,18 @@
 
 Phone models: PER after folding to 39 classes (the number Graves et al. 2013
 report) and the unfolded 61-phone PER. Character models: CER and WER. Rates are
-corpus-level (edits over reference length). `evaluate` decodes a whole test set
-in length-sorted batches and writes per-utterance results, a summary and a plot.
+corpus-level (edits over reference length), also within each group of a test
+set (`grouping`: the synthesized voice, else TIMIT's dialect region, else the
+speaker), so that a held-out voice's errors are not averaged away. `evaluate`
+decodes a whole test set in length-sorted batches and writes per-utterance
+results, a summary and a plot.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +64,42 @@ def utterance_counts(tokens: TokenSet, reference: str, hypothesis: Sequence[int]
 def corpus_counts(tokens: TokenSet, references: Sequence[str],
                   hypotheses: Sequence[Sequence[int]]) -> dict[str, ErrorCounts]:
     """Corpus-level error counts by metric name (edits summed over utterances)."""
+    return summed_counts(utterance_counts(tokens, reference, hypothesis)
+                         for reference, hypothesis in zip(references, hypotheses, strict=True))
+
+
+def summed_counts(per_utterance: Iterable[dict[str, ErrorCounts]]) -> dict[str, ErrorCounts]:
+    """The sum, metric by metric, of `utterance_counts` results: corpus-level counts."""
     totals: dict[str, ErrorCounts] = {}
-    for reference, hypothesis in zip(references, hypotheses, strict=True):
-        for name, counts in utterance_counts(tokens, reference, hypothesis).items():
-            totals[name] = totals.get(name, ErrorCounts()) + counts
+    for counts in per_utterance:
+        for name, c in counts.items():
+            totals[name] = totals.get(name, ErrorCounts()) + c
     return totals
+
+
+# Grouping kinds, finest description first: a synthesized tree's voice, then TIMIT's dialect region.
+GROUP_KINDS = ("voice", "region")
+
+
+def grouping(utterances: Sequence[Utterance]) -> tuple[str, list[str]]:
+    """How a test set's results are broken down: the kind (``voice``, ``region`` or ``speaker``) and each
+    utterance's group. A kind is used only where every utterance has it, so that no group is a leftover
+    of utterances the corpus says nothing about."""
+    for kind in GROUP_KINDS:
+        names = [getattr(u, kind) for u in utterances]
+        if names and all(names):
+            return kind, names
+    return "speaker", [u.speaker or "unknown" for u in utterances]
+
+
+def group_counts(groups: Sequence[str], per_utterance: Sequence[dict[str, ErrorCounts]]) -> dict[str, dict]:
+    """Group name (sorted) -> its utterance count and corpus-level counts by metric (``to_dict``)."""
+    members: dict[str, list[dict[str, ErrorCounts]]] = {}
+    for group, counts in zip(groups, per_utterance, strict=True):
+        members.setdefault(group, []).append(counts)
+    return {group: {"utterances": len(counts),
+                    **{name: c.to_dict() for name, c in summed_counts(counts).items()}}
+            for group, counts in sorted(members.items())}
 
 
 def write_jsonl(records: Sequence[dict], path: Path) -> None:
@@ -132,21 +166,30 @@ def evaluate(transcriber, utterances: Sequence[Utterance], out: str | os.PathLik
                             lambda lp, n: [ids for ids, _ in transcriber.decode(lp, n)], desc="decoding")
     hypotheses = dict(zip(usable, decoded))
     seconds = time.perf_counter() - started
-    references = {i: reference_text(tokens, utterances[i]) for i in usable}
-    results = []
-    for i in usable:
-        counts = utterance_counts(tokens, references[i], hypotheses[i])
-        results.append({"id": utterances[i].id, "path": str(utterances[i].path), "reference": references[i],
-                        "hypothesis": tokens.to_text(hypotheses[i]),
-                        **{name: c.to_dict() for name, c in counts.items()}})
-    totals = corpus_counts(tokens, [references[i] for i in usable], [hypotheses[i] for i in usable])
-    summary = summarise(transcriber, sum(len(features[i]) for i in usable), len(usable), totals, seconds, errors)
+    results, totals, by_group = score(tokens, [utterances[i] for i in usable], [hypotheses[i] for i in usable])
+    summary = summarise(transcriber, sum(len(features[i]) for i in usable), len(usable), totals, seconds, errors,
+                        by_group)
     write_jsonl(results, out / "results.jsonl")
     write_text(out / "summary.json", json_text(summary, indent=2) + "\n")
     if wanted is not None:
         summary["plot"] = str(plot_utterance(transcriber, utterances[wanted], features[wanted], kept[wanted], out))
         write_text(out / "summary.json", json_text(summary, indent=2) + "\n")
     return summary
+
+
+def score(tokens: TokenSet, utterances: Sequence[Utterance],
+          hypotheses: Sequence[Sequence[int]]) -> tuple[list[dict], dict[str, ErrorCounts], dict]:
+    """Per-utterance result records, the corpus-level counts and the per-group breakdown (``by_group``)
+    of the decoded `hypotheses` (label ids) of `utterances`. Each utterance is scored once: its counts
+    make its record, the totals and its group's counts, so the groups add up to the totals exactly."""
+    kind, groups = grouping(utterances)
+    references = [reference_text(tokens, u) for u in utterances]
+    counts = [utterance_counts(tokens, r, h) for r, h in zip(references, hypotheses, strict=True)]
+    results = [{"id": u.id, "path": str(u.path), "group": group, "reference": reference,
+                "hypothesis": tokens.to_text(hypothesis), **{name: c.to_dict() for name, c in scores.items()}}
+               for u, group, reference, hypothesis, scores in zip(utterances, groups, references, hypotheses, counts,
+                                                                  strict=True)]
+    return results, summed_counts(counts), {"kind": kind, "groups": group_counts(groups, counts)}
 
 
 def output_folder(out: str | os.PathLike) -> Path:
@@ -248,7 +291,9 @@ def _tune(transcriber, utterances: Sequence[Utterance], beam_size: int, batch_si
                        beam_size=beam_size, **grid)
 
 
-def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: float, errors: list) -> dict:
+def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: float, errors: list,
+              by_group: dict | None = None) -> dict:
+    """The numbers of an evaluation; `by_group` is ``{"kind": ..., "groups": group_counts(...)}``."""
     summary = {"utterances": utterances, "failed": len(errors), "decode_seconds": seconds,
                "beam_size": transcriber.beam_size, "lm": str(transcriber.lm_path) if transcriber.lm_path else None,
                "lm_weight": transcriber.lm_weight if transcriber.lm else None,
@@ -259,20 +304,55 @@ def summarise(transcriber, frames: int, utterances: int, totals: dict, seconds: 
         summary.update(seconds_per_line=seconds / max(utterances, 1))
     else:
         summary.update(audio_seconds=input_seconds, real_time_factor=seconds / max(input_seconds, 1e-9))
+    if by_group is not None:
+        summary["by_group"] = by_group
     return summary
+
+
+METRIC_LABELS = {"per": "PER (39 folded phones)", "per61": "PER (61 phones)", "cer": "CER", "wer": "WER"}
+SHORT_LABELS = {"per": "PER", "per61": "PER61", "cer": "CER", "wer": "WER"}
+
+# Groups listed one per line at most; more (the speakers of a large corpus) would bury the totals.
+MAX_GROUP_LINES = 30
+
+
+def metric_names(tokens: TokenSet) -> tuple[str, str]:
+    return ("per", "per61") if tokens.kind == "phones" else ("cer", "wer")
 
 
 def format_summary(summary: dict, tokens: TokenSet) -> str:
     """The lines a person reads after an evaluation."""
     lines = []
-    names = ("per", "per61") if tokens.kind == "phones" else ("cer", "wer")
-    labels = {"per": "PER (39 folded phones)", "per61": "PER (61 phones)", "cer": "CER", "wer": "WER"}
-    for name in (n for n in names if n in summary):
+    for name in (n for n in metric_names(tokens) if n in summary):
         c = summary[name]
-        lines.append(f"{labels[name]:<24} {100 * c['rate']:6.2f}%  (S {c['substitutions']}, D {c['deletions']}, "
-                     f"I {c['insertions']} of {c['reference_length']})")
+        lines.append(f"{METRIC_LABELS[name]:<24} {percent(c['rate'])}  (S {c['substitutions']}, "
+                     f"D {c['deletions']}, I {c['insertions']} of {c['reference_length']})")
     speed = (f"real-time factor {summary['real_time_factor']:.3f} ({summary['audio_seconds'] / 60:.1f} min of audio "
              f"in {summary['decode_seconds']:.1f} s)" if "real_time_factor" in summary
              else f"{summary['seconds_per_line'] * 1000:.0f} ms per line")
     lines.append(f"{summary['utterances']} utterances decoded, {summary['failed']} failed; {speed}")
+    if summary.get("by_group"):
+        lines += format_groups(summary["by_group"], metric_names(tokens))
     return "\n".join(lines)
+
+
+def format_groups(by_group: dict, names: Sequence[str]) -> list[str]:
+    """One line per group, sorted by name: its rates and reference lengths; past `MAX_GROUP_LINES`
+    groups only their number."""
+    kind, groups = by_group["kind"], by_group["groups"]
+    if not groups:  # nothing was decoded
+        return []
+    if len(groups) > MAX_GROUP_LINES:
+        return [f"{len(groups)} groups by {kind}: their rates are in summary.json (by_group)"]
+    width = max(map(len, groups))
+    lines = [f"by {kind}:"]
+    for group, scores in sorted(groups.items()):
+        rates = "  ".join(f"{SHORT_LABELS[n]} {percent(scores[n]['rate'])} of {scores[n]['reference_length']:<6}"
+                          for n in names if n in scores)
+        lines.append(f"  {group:<{width}}  {rates}  ({scores['utterances']} utterances)")
+    return lines
+
+
+def percent(rate: float | None) -> str:
+    """A rate as a person reads it; None (an infinite rate once through JSON) is shown as such."""
+    return "   n/a " if rate is None else f"{100 * rate:6.2f}%"

@@ -167,3 +167,27 @@ def test_a_synthesized_tree_takes_dev_from_the_speakers_its_spkrinfo_marks_dev(t
         "MZTB0  M  1  DEV  y\nMZTC0  M  1  TST  x\n")
     assert {u.speaker for u in read_timit(root, "dev")} == {"MZTB0"}
     assert {u.speaker for u in read_timit(root, "test")} == {"MZTA0", "MZTC0"}
+
+
+def test_a_synthesized_tree_gives_each_utterance_its_voice_and_region(tmp_path):
+    """The voice comes from the SPKRINFO.TXT column its header names `voice`; the region is the DR folder.
+    A speaker the file does not list has no voice (evaluation then groups by region)."""
+    root = make_noise_timit(tmp_path / "tree", train_speakers=1, test_speakers=3, per_speaker=1)
+    (root / "TEST" / "DR1" / "MZTC0").rename((root / "TEST" / "DR3").mkdir() or root / "TEST" / "DR3" / "MZTC0")
+    (root / "DOC").mkdir()
+    (root / "DOC" / "SPKRINFO.TXT").write_text(
+        "; synthesized speakers: ID  Sex  DR  Use  voice  duration-stretch  warp\n"
+        "MZRA0  M  1  TRN  kal  1.0  1.0\nMZTA0  M  1  TST  slt  1.0  1.0\nMZTB0  M  1  DEV  awb  1.0  1.0\n")
+    found = {u.speaker: (u.voice, u.region) for u in read_timit(root, "train") + read_timit(root, "test")}
+    assert found == {"MZRA0": ("kal", "DR1"), "MZTA0": ("slt", "DR1"), "MZTC0": ("", "DR3")}
+
+
+def test_ldc_timit_speaker_info_has_no_voice(tmp_path):
+    """LDC's SPKRINFO.TXT has a fifth column too (the recording date): it is no voice."""
+    root = make_timit(tmp_path, ["MABC0"], sorted(CORE_TEST_SPEAKERS)[:2])
+    (root / "DOC").mkdir()
+    (root / "DOC" / "SPKRINFO.TXT").write_text(
+        ";  ID  Sex DR Use  RecDate   BirthDate  Ht    Race Edu  Comments\n"
+        "ABC0  M  1  TRN  03/03/86  06/17/60  5'11\"  WHT BS\n"
+        "MABC0  M  1  TRN  03/03/86  06/17/60  5'11\"  WHT BS\n")
+    assert {(u.voice, u.region) for u in read_timit(root, "train")} == {("", "DR1")}

@@ -11,6 +11,10 @@ Examples:
 A model folder that stores a language model (RUN/decoding.yaml, written by --save-lm-settings)
 is decoded with it, its beam size, weight and bonus by default; --no-lm turns it off, --lm
 uses another one, and --beam, --lm-weight, --insertion-bonus override the stored values.
+
+A test set's rates are also given per group: per synthesized voice (DOC/SPKRINFO.TXT's voice
+column), else per TIMIT dialect region (DR1..DR8), else per speaker; summary.json holds them
+under "by_group" and each line of results.jsonl names its group.
 """
 
 from __future__ import annotations

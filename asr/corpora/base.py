@@ -32,6 +32,10 @@ class Utterance:
     words: tuple[Segment, ...] = field(default=(), repr=False)
     # Where the utterance is listed ("train.jsonl line 7"), for reports; "" where the path says it.
     source: str = field(default="", repr=False, compare=False)
+    # What evaluation breaks results down by, where the corpus says it: the synthesized voice that
+    # spoke it, and the TIMIT dialect region folder (DR1..DR8) its speaker sits in; "" elsewhere.
+    voice: str = field(default="", repr=False, compare=False)
+    region: str = field(default="", repr=False, compare=False)
 
     @property
     def where(self) -> str:

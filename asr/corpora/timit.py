@@ -16,6 +16,10 @@ its splits from the tree itself. Where its ``DOC/SPKRINFO.TXT`` marks speakers
 are ``dev`` and the other TEST speakers are ``core`` and ``test``; otherwise
 ``dev`` is every third TEST speaker in sorted order (one of each synthesized
 voice's three), ``core`` and ``test`` are the others.
+
+Each utterance carries its speaker's dialect region (the DR folder) and, in a
+synthesized tree whose SPKRINFO.TXT header names a ``voice`` column, the voice
+that spoke it: evaluation reports error rates per voice or per region.
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ def _utterance_files(speaker_dir: Path) -> dict[str, dict[str, Path]]:
     return files
 
 
-def _read_speaker(speaker_dir: Path, with_sa: bool) -> list[Utterance]:
+def _read_speaker(speaker_dir: Path, with_sa: bool, voices: dict[str, str]) -> list[Utterance]:
     speaker = speaker_dir.name.upper()
     utterances = []
     for name, files in sorted(_utterance_files(speaker_dir).items()):
@@ -106,6 +110,8 @@ def _read_speaker(speaker_dir: Path, with_sa: bool) -> list[Utterance]:
             speaker=speaker,
             phones=_read_segments(files["PHN"]),
             words=_read_segments(files["WRD"]) if "WRD" in files else (),
+            voice=voices.get(speaker, ""),
+            region=speaker_dir.parent.name.upper(),
         ))
     return utterances
 
@@ -126,12 +132,36 @@ def _synthetic_dev(root: Path, speakers: list[str]) -> set[str]:
 
 
 def _speakers_marked(root: Path, use: str) -> set[str]:
-    """IDs whose Use column in DOC/SPKRINFO.TXT is `use` (rows: ID Sex DR Use ...; ';' comments)."""
+    """IDs whose Use column in DOC/SPKRINFO.TXT is `use`."""
+    _, rows = _speaker_info(root)
+    return {speaker for speaker, row in rows.items() if len(row) >= 4 and row[3].upper() == use}
+
+
+def _voices(root: Path) -> dict[str, str]:
+    """Speaker ID -> the synthesized voice that speaks it, from the DOC/SPKRINFO.TXT column its header
+    names ``voice``; empty for LDC TIMIT, whose fifth column is the recording date."""
+    columns, rows = _speaker_info(root)
+    if "voice" not in columns:
+        return {}
+    column = columns.index("voice")
+    return {speaker: row[column] for speaker, row in rows.items() if len(row) > column}
+
+
+def _speaker_info(root: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """DOC/SPKRINFO.TXT's column names (lower case, from the last ';' comment line naming an ID column)
+    and its rows by upper-cased speaker ID (rows: ID Sex DR Use ...); nothing where the file is missing."""
     info = next((p for p in (root / "DOC" / "SPKRINFO.TXT", root / "doc" / "spkrinfo.txt") if p.is_file()), None)
     if info is None:
-        return set()
-    rows = (line.split() for line in info.read_text(encoding="latin-1").splitlines() if not line.startswith(";"))
-    return {row[0].upper() for row in rows if len(row) >= 4 and row[3].upper() == use}
+        return [], {}
+    columns, rows = [], {}
+    for line in info.read_text(encoding="latin-1").splitlines():
+        fields = line.lstrip(";").split() if line.startswith(";") else line.split()
+        names = [f.lower() for f in fields]
+        if line.startswith(";") and "id" in names:
+            columns = names[names.index("id"):]
+        elif not line.startswith(";") and fields:
+            rows[fields[0].upper()] = fields
+    return columns, rows
 
 
 def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utterance]:
@@ -152,4 +182,5 @@ def read_timit(path: str | Path, split: str, with_sa: bool = False) -> list[Utte
             dev = _synthetic_dev(root, names)
             chosen = dev if split == "dev" else set(names) - dev
         speaker_dirs = [d for d in speaker_dirs if d.name.upper() in chosen]
-    return [u for d in speaker_dirs for u in _read_speaker(d, with_sa)]
+    voices = _voices(root)
+    return [u for d in speaker_dirs for u in _read_speaker(d, with_sa, voices)]
