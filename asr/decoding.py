@@ -44,6 +44,21 @@ prefixes collide with probability 2**-62. Tokens are recovered at the end by
 following per-frame back-pointers. Only the loop over frames is in Python, so the
 same code runs batched on the GPU when ``log_probs`` are there.
 
+Hotwords and a closed vocabulary (character models; `WordBias`): a trie of the
+words spelled in tokens, whose node is one more per-prefix state the search
+carries beside the LM's. Hotwords are boosted by the "prefix bonus with
+rollback" of contextual biasing (Aleksic et al. 2015, "Bringing contextual
+information to Google speech recognition"; Zhao et al. 2019, arXiv:1902.10306;
+the ContextGraph of k2/icefall and NeMo's CTC-WS, Andrusenko et al. 2024,
+arXiv:2406.07096): each character that keeps the current word a prefix of a
+hotword earns its boost, and a word that leaves the trie or ends before it
+completes a hotword gives all of it back, so only a finished hotword keeps
+``boost * len(word)``. A vocabulary scores ``-inf`` (prunes) an extension whose
+current word stops being a prefix of a vocabulary word, a space after a word
+outside it, and an utterance that ends inside one; every emitted word is then in
+the vocabulary (hotwords are added to it). Both are added to the fusion term
+with weight 1, outside ``lm_score``.
+
 Token pruning as in flashlight's lexicon-free decoder (Kahn et al. 2022,
 arXiv:2201.12465): ``top_k`` keeps the best k tokens of each frame,
 ``token_threshold`` drops tokens whose log-probability is more than this below the
@@ -86,9 +101,10 @@ class Hypothesis:
     """One labelling found by the search.
 
     ``score`` ranks hypotheses: ``am_score + lm_weight * lm_score +
-    insertion_bonus * len(tokens)``. ``am_score`` is the CTC log probability of the
-    labelling summed over its alignments (kept by the beam), ``lm_score`` the LM's
-    natural-log probability of it, ``</s>`` included (0 without an LM).
+    insertion_bonus * len(tokens)`` (+ the hotword bonuses of `WordBias`).
+    ``am_score`` is the CTC log probability of the labelling summed over its
+    alignments (kept by the beam), ``lm_score`` the LM's natural-log probability
+    of it, ``</s>`` included (0 without an LM).
     ``timesteps[i]`` is the frame where the likeliest alignment the beam kept
     first emits ``tokens[i]`` (where prefixes merge, the larger part decides).
     From `greedy`, the one alignment is the best path and ``am_score`` its log
@@ -100,6 +116,112 @@ class Hypothesis:
     am_score: float
     lm_score: float = 0.0
     timesteps: list[int] = field(default_factory=list)
+
+
+class WordBias:
+    """Hotword boosts and a closed vocabulary over a character model, as a word trie.
+
+    symbols: the model's token symbols (index = token id); space: the symbol that
+    separates words. hotwords: ``{word: boost}`` (natural-log bonus per character of
+    the word); vocabulary: the only words the search may emit (``None``: any).
+    A state is a trie node (0: the start of a word; ``outside``: a word that left
+    the trie, only without a vocabulary). Both tables are dense, nodes x tokens, so
+    a step is one gather; about 12 bytes per entry (a 100k-word vocabulary over 30
+    tokens: some 400k nodes, 150 MB).
+    Implements `LMScorer`.
+    """
+
+    def __init__(self, symbols, space: str = " ", hotwords: dict[str, float] | None = None,
+                 vocabulary=None):
+        if space not in symbols:
+            raise ValueError(f"hotwords and vocabularies need a space token ({space!r}) among the symbols")
+        hotwords = dict(hotwords or {})
+        self.space, self.vocab = symbols.index(space), len(symbols)
+        char_ids = {s: i for i, s in enumerate(symbols) if i not in (0, self.space) and len(s) == 1}
+        for word in hotwords:
+            missing = [c for c in word if c not in char_ids]
+            if not word or missing:
+                raise ValueError(f"hotword {word!r}: the model cannot spell {''.join(missing) or 'an empty word'}")
+        children: list[dict[int, int]] = [{}]
+        parent, hot_step = [0], [0.0]  # hot_step: the bonus earned on entering the node
+        hot_end, vocab_end = [False], [False]
+        kept_bonus = [0.0]  # what a hotword ending at the node keeps: boost * len(word)
+
+        def insert(word: str, boost: float | None) -> None:
+            node = 0
+            for char in word:
+                token = char_ids[char]
+                if token not in children[node]:
+                    children[node][token] = len(children)
+                    children.append({})
+                    parent.append(node)
+                    hot_step.append(0.0)
+                    hot_end.append(False)
+                    vocab_end.append(False)
+                    kept_bonus.append(0.0)
+                node = children[node][token]
+                if boost is not None:
+                    hot_step[node] = max(hot_step[node], boost)
+            vocab_end[node] = True
+            if boost is not None:
+                hot_end[node], kept_bonus[node] = True, boost * len(word)
+
+        for word, boost in hotwords.items():
+            insert(word, float(boost))
+        self.closed = vocabulary is not None
+        for word in vocabulary or ():
+            if word and all(c in char_ids for c in word):  # a word it cannot spell it cannot emit
+                insert(word, None)
+        hot_total = [0.0] * len(children)  # nodes are numbered after their parents
+        for node in range(1, len(children)):
+            hot_total[node] = hot_total[parent[node]] + hot_step[node]
+        self.outside = len(children)
+        nodes = self.outside + 1
+        total = torch.tensor(hot_total + [0.0], dtype=torch.float64)
+        gone = float("-inf") if self.closed else 0.0
+        # Leaving the trie (or, closed, the vocabulary) takes the word's bonus back.
+        step = (-total)[:, None].repeat(1, self.vocab) + gone
+        successor = torch.full((nodes, self.vocab), self.outside, dtype=torch.long)
+        for node, out in enumerate(children):
+            for token, child in out.items():
+                successor[node, token] = child
+                step[node, token] = hot_total[child] - hot_total[node]
+        # A space ends the word: a finished hotword keeps boost * len(word) (along a prefix
+        # shared with a longer hotword it may have earned more); outside a vocabulary is -inf.
+        ended = torch.tensor(hot_end + [False])
+        in_vocabulary = torch.tensor(vocab_end + [True]) | (not self.closed)
+        in_vocabulary[0] = True  # an empty word (two spaces, a leading space) is no word
+        end_score = torch.where(ended, torch.tensor(kept_bonus + [0.0], dtype=torch.float64) - total, -total)
+        end_score = end_score.masked_fill(~in_vocabulary, float("-inf"))
+        step[:, self.space], successor[:, self.space] = end_score, 0
+        step[self.outside, :] = 0.0 if not self.closed else float("-inf")
+        step[self.outside, self.space] = 0.0
+        self.end_score, self.step, self.successor = end_score, step.flatten(), successor.flatten()
+        self._on: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def _tables(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        if device not in self._on:
+            self._on[device] = (self.step.to(device), self.successor.to(device), self.end_score.to(device))
+        return self._on[device]
+
+    def initial_state(self) -> int:
+        return 0
+
+    def score(self, states: Tensor, token_ids: Tensor) -> tuple[Tensor, Tensor]:
+        step, successor, _ = self._tables(states.device)
+        index = states * self.vocab + token_ids
+        return step[index], successor[index]
+
+    def final_score(self, states: Tensor) -> Tensor:
+        return self._tables(states.device)[2][states]
+
+    def total(self, token_ids: list[int]) -> float:
+        """What the search adds for a whole labelling (a bonus, or -inf): to test and explain results."""
+        state, total = torch.tensor(0), 0.0
+        for token in token_ids:
+            bonus, state = self.score(state, torch.tensor(token))
+            total += float(bonus)
+        return total + float(self.final_score(state))
 
 
 @torch.no_grad()
@@ -141,20 +263,21 @@ class _Beam:
     blank and in its last label, the fusion term so far (``lm_weight * LM +
     insertion_bonus * length``), and the LM log prob alone. ``ids`` ``(4, B, W)``:
     the last token (the blank for the empty prefix), the prefix's hash, its parent's
-    hash (-1 for the empty prefix), the LM state, the prefix's length. Empty slots
-    score -inf throughout.
+    hash (-1 for the empty prefix), the LM state, the prefix's length, the
+    `WordBias` state (0 without one). Empty slots score -inf throughout.
     """
 
     scores: Tensor
     ids: Tensor
 
     @classmethod
-    def start(cls, batch: int, width: int, blank: int, lm_state: int, like: Tensor) -> "_Beam":
+    def start(cls, batch: int, width: int, blank: int, lm_state: int, bias_state: int, like: Tensor) -> "_Beam":
         """Only the empty prefix, with probability 1; the other slots are empty."""
         scores = torch.full((4, batch, width), float("-inf"), dtype=like.dtype, device=like.device)
         scores[0, :, 0] = 0.0
         scores[2:, :, 0] = 0.0
-        ids = torch.tensor([blank, 0, -1, lm_state, 0], device=like.device)[:, None, None].repeat(1, batch, width)
+        ids = torch.tensor([blank, 0, -1, lm_state, 0, bias_state], device=like.device)
+        ids = ids[:, None, None].repeat(1, batch, width)
         return cls(scores, ids)
 
 
@@ -219,6 +342,7 @@ class _Settings:
     blank: int
     vocab: int
     lm: LMScorer | None
+    bias: LMScorer | None
     lm_weight: float
     insertion_bonus: float
     beam_threshold: float | None
@@ -258,7 +382,7 @@ def _step(
     _, batch, width = beam.scores.shape
     columns = tokens.shape[1]
     p_blank, p_label, fusion, lm_log_prob = beam.scores
-    last, key, parent_key, lm_state, _ = beam.ids
+    last, key, parent_key, lm_state, _, bias_state = beam.ids
     total = torch.logaddexp(p_blank, p_label)
     last_log_p = frame.gather(1, last)
 
@@ -292,6 +416,12 @@ def _step(
         lm_log_p = lm_log_p.to(extend.dtype).expand_as(extend)
         extension_fusion = extension_fusion + settings.lm_weight * lm_log_p
         lm_scores = (lm_log_p.reshape(batch, -1), next_lm_state.expand_as(extend).reshape(batch, -1))
+    bias_scores = None
+    if settings.bias is not None:
+        bonus, next_bias_state = settings.bias.score(bias_state[:, :, None], tokens[:, None, :])
+        bonus = bonus.to(extend.dtype)
+        extension_fusion = extension_fusion + bonus
+        bias_scores = (bonus.reshape(batch, -1), next_bias_state.reshape(batch, -1))
     scores = torch.cat(
         [torch.logaddexp(stay_blank, stay_label) + fusion, (extend + extension_fusion).view(batch, -1)], 1
     )
@@ -300,7 +430,9 @@ def _step(
     alive = best > (neg_inf if threshold is None else best[:, :1] - threshold)
 
     kept = torch.stack([stay_blank, stay_label, fusion, lm_log_prob, grown_fusion])
-    new, source, grows = _advance(beam, kept, extend.view(batch, -1), lm_scores, chosen, alive, tokens, settings)
+    new, source, grows = _advance(
+        beam, kept, extend.view(batch, -1), (lm_scores, bias_scores), chosen, alive, tokens, settings
+    )
     # Back-pointers; a kept prefix that took most of its mass from its parent points there.
     reborn_here = reborn.gather(1, source) & ~grows
     back_source = torch.where(reborn_here, parent.gather(1, source), source)
@@ -309,14 +441,15 @@ def _step(
 
 
 def _advance(
-    beam: _Beam, kept: Tensor, extensions: Tensor, lm_scores: tuple[Tensor, Tensor] | None,
+    beam: _Beam, kept: Tensor, extensions: Tensor, fused: tuple[tuple[Tensor, Tensor] | None, ...],
     chosen: Tensor, alive: Tensor, tokens: Tensor, settings: _Settings,
 ) -> tuple[_Beam, Tensor, Tensor]:
     """The beam made of the chosen candidates, each a prefix kept (index < W) or an extension.
 
     kept ``(5, B, W)``: the kept prefixes' p_blank, p_label, fusion and LM log prob,
     and the fusion of their extensions; extensions ``(B, W*(K+1))``: their p_label;
-    lm_scores: the extensions' LM log probs and next states. Returns the new beam,
+    fused: the extensions' LM log probs and next states, and their `WordBias` bonuses
+    and next states (each None when not used). Returns the new beam,
     the slot each new entry comes from, and whether it grew.
     """
     grows = chosen >= kept.shape[2]
@@ -326,8 +459,12 @@ def _advance(
     kept_ids = beam.ids.gather(2, source.expand(len(beam.ids), -1, -1))
 
     grown_label = extensions.gather(1, extension)
-    _, kept_key, _, grown_state, kept_length = kept_ids
+    _, kept_key, _, grown_state, kept_length, grown_bias_state = kept_ids
     grown_fusion, grown_lm_log_prob = kept[4], kept[3]
+    lm_scores, bias_scores = fused
+    if bias_scores is not None:
+        grown_fusion = grown_fusion + bias_scores[0].gather(1, extension)
+        grown_bias_state = bias_scores[1].gather(1, extension)
     if lm_scores is not None:
         lm_log_p = lm_scores[0].gather(1, extension)
         grown_fusion = grown_fusion + settings.lm_weight * lm_log_p
@@ -335,7 +472,7 @@ def _advance(
         grown_state = lm_scores[1].gather(1, extension)
     grown = torch.stack([torch.full_like(grown_label, float("-inf")), grown_label, grown_fusion, grown_lm_log_prob])
     grown_key = kept_key ^ settings.hash_codes[kept_length * settings.vocab + token]
-    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1])
+    grown_ids = torch.stack([token, grown_key, kept_key, grown_state, kept_length + 1, grown_bias_state])
     new = _Beam(
         scores=torch.where(grows, grown, kept[:4]).masked_fill_(~alive, float("-inf")),
         ids=torch.where(grows, grown_ids, kept_ids),
@@ -368,6 +505,7 @@ def prefix_beam_search(
     token_threshold: float | None = None,
     beam_threshold: float | None = None,
     nbest: int | None = None,
+    bias: WordBias | None = None,
 ) -> list[list[Hypothesis]]:
     """CTC prefix beam search, batched and vectorised, with optional shallow fusion.
 
@@ -377,6 +515,8 @@ def prefix_beam_search(
     with weight ``lm_weight``; ``insertion_bonus`` is added per token. top_k,
     token_threshold, beam_threshold: pruning (see the module docstring; ``None``
     prunes nothing). nbest: hypotheses returned per utterance (``None``: the beam).
+    bias: hotwords and/or a closed vocabulary (`WordBias`), added to the score with
+    weight 1; with a vocabulary an utterance may find no hypothesis (an empty list).
 
     Returns, per utterance, its hypotheses best first (``score`` descending).
     """
@@ -393,11 +533,13 @@ def prefix_beam_search(
     frames = int(inside.sum(1).max()) if batch else 0
 
     candidates = _Candidates.of(emissions[:, :frames], blank, top_k, token_threshold)
-    beam = _Beam.start(batch, beam_size, blank, lm.initial_state() if lm else 0, log_probs)
+    beam = _Beam.start(
+        batch, beam_size, blank, lm.initial_state() if lm else 0, bias.initial_state() if bias else 0, log_probs
+    )
     columns = candidates.tokens.shape[2]
     settings = _Settings.of(
         batch, beam_size, columns, _hash_codes(frames, vocab, log_probs.device), blank=blank, vocab=vocab, lm=lm,
-        lm_weight=lm_weight, insertion_bonus=insertion_bonus, beam_threshold=beam_threshold,
+        bias=bias, lm_weight=lm_weight, insertion_bonus=insertion_bonus, beam_threshold=beam_threshold,
     )
     sources, emitted = [], []
     for t in range(frames):
@@ -405,12 +547,12 @@ def prefix_beam_search(
         beam, source, token = _step(beam, emissions[:, t], frame_candidates, settings)
         sources.append(source)
         emitted.append(token)
-    return _hypotheses(beam, sources, emitted, lm, lm_weight, nbest)
+    return _hypotheses(beam, sources, emitted, lm, lm_weight, nbest, bias)
 
 
 def _hypotheses(
     beam: _Beam, sources: list[Tensor], emitted: list[Tensor],
-    lm: LMScorer | None, lm_weight: float, nbest: int | None,
+    lm: LMScorer | None, lm_weight: float, nbest: int | None, bias: WordBias | None = None,
 ) -> list[list[Hypothesis]]:
     """The final beam as `Hypothesis` lists, ``</s>`` scored, best first."""
     p_blank, p_label, fusion, lm_total = beam.scores
@@ -419,6 +561,8 @@ def _hypotheses(
     if lm is not None:
         end = lm.final_score(beam.ids[3]).to(am.dtype)
         score, lm_total = score + lm_weight * end, lm_total + end
+    if bias is not None:
+        score = score + bias.final_score(beam.ids[5]).to(am.dtype)
     keep = min(nbest or score.shape[1], score.shape[1])
     score, slots = score.topk(keep, dim=1)
     am, lm_total = am.gather(1, slots), lm_total.gather(1, slots)
@@ -441,4 +585,4 @@ def _hypotheses(
     return results
 
 
-__all__ = ["Hypothesis", "LMScorer", "greedy", "prefix_beam_search"]
+__all__ = ["Hypothesis", "LMScorer", "WordBias", "greedy", "prefix_beam_search"]
