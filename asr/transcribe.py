@@ -19,6 +19,20 @@ Graves et al. 2006 restricted to that labelling); CTC emits each label as a
 spike, so a label's segment runs from the middle of the blank gap before its
 spike to the middle of the gap after it.
 
+Words (`Transcript.words`): for a character model, the runs of labels between
+spaces, each from its first label's start to its last label's end, with the
+*minimum* of its labels' spike posteriors as its confidence: a word is as
+doubtful as its most doubtful character (the "min" aggregation of NeMo's
+word confidence, Laptev & Ginsburg 2023, arXiv:2212.08703, who find it the
+best simple aggregate of per-token confidences for telling right words from wrong).
+For a phone model the words are its labels, one per segment.
+
+Hotwords and a closed vocabulary (character models): ``Transcriber(...,
+hotwords={word: boost}, vocabulary=words)`` decodes with `asr.decoding.WordBias`
+in the prefix beam search. Each blank-cut segment is decoded on its own, so a
+word is biased (or checked) within a segment; the cuts fall on likely blanks,
+rarely inside a word.
+
 A model folder may store a language model with its tuned fusion weights
 (``lm.arpa(.gz)`` + ``decoding.yaml``, written by ``decode.py --tune-lm
 --save-lm-settings``); `Transcriber.from_checkpoint` decodes with it unless told
@@ -42,7 +56,7 @@ import torchaudio.functional as AF
 from asr.audio import RawFormat
 from asr.checkpoint import load_model, resolve
 from asr.dataset import ctc_min_frames
-from asr.decoding import greedy, prefix_beam_search
+from asr.decoding import WordBias, greedy, prefix_beam_search
 from asr.errors import UserError
 from asr.frontend import Piece, frontend_for
 from asr.fusion import read_decoding_settings
@@ -62,6 +76,31 @@ class Segment:
 
 
 @dataclass
+class Word:
+    """One decoded word (character models; a phone model's words are its labels) with its time span."""
+
+    word: str
+    start: float
+    end: float
+    confidence: float  # the least of its labels' spike posteriors
+
+
+def words_of(segments: list[Segment], kind: str) -> list[Word]:
+    """The words of per-label `segments`: runs of non-space labels (chars), or the labels themselves (phones)."""
+    if kind != "chars":
+        return [Word(s.label, s.start, s.end, s.confidence) for s in segments]
+    words, run = [], []
+    for segment in [*segments, None]:
+        if segment is not None and not segment.label.isspace():
+            run.append(segment)
+        elif run:
+            words.append(Word("".join(s.label for s in run), run[0].start, run[-1].end,
+                              min(s.confidence for s in run)))
+            run = []
+    return words
+
+
+@dataclass
 class Transcript:
     text: str
     labels: list[str]
@@ -70,6 +109,7 @@ class Transcript:
     duration: float = 0.0
     unit: str = "s"  # "s" for audio, "columns" for images
     source: str = ""
+    words: list[Word] = field(default_factory=list)  # see `words_of`
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,7 +153,8 @@ class Transcriber:
 
     def __init__(self, model, config, tokens: TokenSet, *, device: str = "cpu", beam_size: int = 1,
                  lm=None, lm_weight: float = 0.0, insertion_bonus: float = 0.0, chunk_seconds: float = 30.0,
-                 context_seconds: float = 2.0, raw: RawFormat | None = None):
+                 context_seconds: float = 2.0, raw: RawFormat | None = None,
+                 hotwords: dict[str, float] | None = None, vocabulary: Iterable[str] | None = None):
         # Where the model and its LM came from (set by from_checkpoint): tuning stores its result there.
         self.model_folder: Path | None = None
         self.lm_path: Path | None = None
@@ -122,6 +163,7 @@ class Transcriber:
         self.frontend = frontend_for(config.features, raw=raw)
         self.beam_size, self.lm, self.lm_weight, self.insertion_bonus = beam_size, lm, lm_weight, insertion_bonus
         self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
+        self.bias = word_bias(tokens, hotwords, vocabulary)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, *,
@@ -154,10 +196,11 @@ class Transcriber:
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
         """Label ids and score per utterance: best path (beam 1) or prefix beam search."""
-        if self.beam_size <= 1 and self.lm is None:
+        if self.beam_size <= 1 and self.lm is None and self.bias is None:
             return [(h.tokens, h.score) for h in greedy(log_probs, lengths)]
         found = prefix_beam_search(log_probs, lengths, beam_size=max(self.beam_size, 1), lm=self.lm,
-                                   lm_weight=self.lm_weight, insertion_bonus=self.insertion_bonus, nbest=1)
+                                   lm_weight=self.lm_weight, insertion_bonus=self.insertion_bonus, nbest=1,
+                                   bias=self.bias)
         return [(h[0].tokens, h[0].score) if h else ([], float("-inf")) for h in found]
 
     def segments(self, log_probs: torch.Tensor, ids: list[int], offset: int = 0) -> list[Segment]:
@@ -173,7 +216,8 @@ class Transcriber:
 
     def finish(self, ids: list[int], score: float, segments: list[Segment], duration: float, source: str):
         labels = self.tokens.decode(ids)
-        return Transcript(self.tokens.to_text(ids), labels, score, segments, duration, self.frontend.unit, source)
+        return Transcript(self.tokens.to_text(ids), labels, score, segments, duration, self.frontend.unit, source,
+                          words_of(segments, self.tokens.kind))
 
     # ---- files and waveforms ----------------------------------------------------------------
 
@@ -235,6 +279,58 @@ class Transcriber:
                 yield str(path), self.transcribe(path)
             except UserError as error:
                 yield str(path), error
+
+
+def word_bias(tokens: TokenSet, hotwords: dict[str, float] | None, vocabulary: Iterable[str] | None,
+              source: str = "hotwords") -> WordBias | None:
+    """The `WordBias` for a model's tokens (None when there is nothing to bias); words are normalised
+    as the model's transcripts are (lower case for speech characters)."""
+    if not hotwords and vocabulary is None:
+        return None
+    if tokens.kind != "chars" or " " not in tokens.symbols:
+        raise UserError(f"{source}: hotwords and a vocabulary need a character model with a space token; this "
+                        f"model emits {tokens.kind} ({tokens.describe()}). Decode without them")
+    spell = lambda word: "".join(tokens.labels(word)).strip()  # noqa: E731
+    normalised = {}
+    for word, boost in (hotwords or {}).items():
+        if not math.isfinite(boost):
+            raise UserError(f"{source}: hotword {word!r} has boost {boost}; give a finite number, e.g. 1.0")
+        missing = tokens.unwritable(word)
+        if missing or not spell(word) or " " in spell(word):
+            problem = f"the model cannot write {''.join(missing)!r}" if missing else "a hotword is one word"
+            raise UserError(f"{source}: hotword {word!r}: {problem}; give one word in the model's characters")
+        normalised[spell(word)] = boost
+    words = None if vocabulary is None else {spell(word) for word in vocabulary} - {""}
+    return WordBias(tokens.symbols, hotwords=normalised, vocabulary=words)
+
+
+def read_word_list(path: str | os.PathLike, boosts: bool = False, default_boost: float = 1.0) -> dict[str, float]:
+    """A word list file, one word per line (blank lines and lines starting with # skipped); with `boosts`
+    each line may be WORD:BOOST. Returns {word: boost} (the boost is `default_boost` where not given)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the word list ({error}); give a UTF-8 text file, one word a line") \
+            from None
+    words = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words.update(parse_hotword(line, default_boost, f"{path}:{number}") if boosts else {line: default_boost})
+    return words
+
+
+def parse_hotword(text: str, default_boost: float = 1.0, source: str = "--hotword") -> dict[str, float]:
+    """``WORD`` or ``WORD:BOOST`` as {word: boost}."""
+    word, colon, boost = text.rpartition(":") if ":" in text else (text, "", "")
+    try:
+        value = float(boost) if colon else default_boost
+    except ValueError:
+        raise UserError(f"{source}: {text!r}: the boost after ':' must be a number, e.g. {word}:2.0") from None
+    if not word.strip():
+        raise UserError(f"{source}: {text!r}: no word; give WORD or WORD:BOOST")
+    return {word.strip(): value}
 
 
 def blank_cut_segments(chunks: Iterable[torch.Tensor], length: int) -> Iterator[tuple[int, torch.Tensor]]:

@@ -253,3 +253,89 @@ def test_summary_and_results_are_strict_json(transcriber, tiny_timit, tmp_path):
     result = json.loads((tmp_path / "results.jsonl").read_text(), parse_constant=refuse)
     assert written["per"]["rate"] is None and result["per"]["rate"] is None
     assert written["per"]["insertions"] > 0
+
+
+# ---- words, hotwords and a vocabulary (character models) ---------------------------------------
+
+HANDWRITING = ROOT / "checkpoints" / "handwriting-small"
+
+
+def test_words_are_runs_of_characters_with_their_least_confidence():
+    from asr.transcribe import Segment, Word, words_of
+
+    segments = [Segment(c, t, t + 1.0, p) for t, (c, p) in
+                enumerate(zip(" ab c  de", [0.9, 0.8, 0.6, 0.9, 0.7, 0.9, 0.9, 0.95, 0.5]))]
+    assert words_of(segments, "chars") == [Word("ab", 1.0, 3.0, 0.6), Word("c", 4.0, 5.0, 0.7),
+                                           Word("de", 7.0, 9.0, 0.5)]
+    phones = [Segment("sh", 0.0, 0.1, 0.8), Segment("iy", 0.1, 0.3, 0.4)]
+    assert words_of(phones, "phones") == [Word("sh", 0.0, 0.1, 0.8), Word("iy", 0.1, 0.3, 0.4)]
+
+
+def heard(transcriber, frames):
+    """Posteriors (T, V) putting most mass on each frame's {symbol: probability}, the rest spread thin."""
+    symbols = transcriber.tokens.symbols
+    probs = torch.full((len(frames), len(symbols)), 1e-4)
+    for t, choices in enumerate(frames):
+        for symbol, p in choices.items():
+            probs[t, symbols.index(symbol)] = p
+    return (probs / probs.sum(1, keepdim=True)).log()
+
+
+def decoded(transcriber, posteriors, monkeypatch):
+    monkeypatch.setattr(transcriber, "posterior_stream", lambda source, rate=None: (iter([posteriors]), 9.0, source))
+    return transcriber.transcribe("line.png")
+
+
+def test_hotwords_and_a_vocabulary_through_the_transcriber(monkeypatch):
+    blank = "<blank>"
+    frames = [{"c": 0.52, "k": 0.46}, {blank: 0.9}, {"a": 0.9}, {"t": 0.9}, {" ": 0.9},
+              {"d": 0.9}, {"o": 0.6, "a": 0.35}, {"g": 0.9}, {blank: 0.9}]
+    plain = Transcriber.from_checkpoint(HANDWRITING, beam_size=8)
+    posteriors = heard(plain, frames)
+    result = decoded(plain, posteriors, monkeypatch)
+    assert result.text == "cat dog"
+    assert [w.word for w in result.words] == ["cat", "dog"]
+    assert result.words[0].confidence == pytest.approx(0.52 / (0.98 + 69e-4), abs=1e-4)  # "c" is its weakest
+    assert result.words[0].start < result.words[0].end <= result.words[1].start < result.words[1].end
+
+    biased = Transcriber.from_checkpoint(HANDWRITING, beam_size=8, hotwords={"kat": 0.1}, vocabulary=["cat", "dag"])
+    assert decoded(biased, posteriors, monkeypatch).text == "kat dag"
+    record = json.loads(decoded(biased, posteriors, monkeypatch).to_json())
+    assert [w["word"] for w in record["words"]] == ["kat", "dag"]
+
+
+def test_hotwords_are_refused_by_a_phone_model_and_checked(tiny_checkpoint):
+    with pytest.raises(UserError, match="character model"):
+        Transcriber.from_checkpoint(tiny_checkpoint, hotwords={"sh": 1.0})
+    with pytest.raises(UserError, match="cannot write"):
+        Transcriber.from_checkpoint(HANDWRITING, hotwords={"na\u00efve": 1.0})
+    with pytest.raises(UserError, match="one word"):
+        Transcriber.from_checkpoint(HANDWRITING, hotwords={"two words": 1.0})
+
+
+def test_decode_cli_hotwords_vocabulary_and_word_ctm(tmp_path):
+    image = HANDWRITING / "test-s13-000-00.png"
+    (tmp_path / "hot.txt").write_text("# names\nGraves:2.5\nCTC\n")
+    (tmp_path / "words.txt").write_text("the\nGraves\nof\n")
+    result = decode_cli("--checkpoint", HANDWRITING, "--hotword", "the:1.5", "--hotwords", tmp_path / "hot.txt",
+                        "--vocabulary", tmp_path / "words.txt", "--output-format", "json", image)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert set(record["text"].split()) <= {"the", "Graves", "of", "CTC"}
+    assert [w["word"] for w in record["words"]] == record["text"].split()
+    ctm = decode_cli("--checkpoint", HANDWRITING, "--output-format", "ctm", image)
+    words = [line.split()[4] for line in ctm.stdout.splitlines()]
+    text = decode_cli("--checkpoint", HANDWRITING, image).stdout.split("\t", 1)[1].split()
+    assert words == text  # one CTM line per word, no <space> lines
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--hotword", "sh"], ["character model"]),
+    (["--hotword", "the:lots"], ["the:lots", "number"]),
+    (["--vocabulary", "no-such-file.txt"], ["no-such-file.txt", "no such file"]),
+])
+def test_decode_cli_biasing_errors_are_one_line(tiny_checkpoint, tiny_timit, flags, words):
+    good = read_timit(tiny_timit, "test")[0].path
+    result = decode_cli("--checkpoint", tiny_checkpoint, *flags, good)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert all(word in result.stderr for word in words), result.stderr

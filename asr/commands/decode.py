@@ -3,6 +3,8 @@
 Examples:
   python decode.py speech.wav recordings/                       # shipped model, one line per file
   python decode.py --checkpoint checkpoints/RUN --beam 16 --output-format json speech.wav
+  python decode.py --checkpoint checkpoints/handwriting-small --hotword Graves:2 --hotwords names.txt line.png
+  python decode.py --checkpoint CHARS_MODEL --vocabulary words.txt --output-format ctm speech.wav
   python decode.py --raw-rate 16000 --raw-encoding PCM_16 goforward.raw
   python decode.py --checkpoint CKPT --test-set data/generated/synth-timit --split core
   python decode.py --checkpoint CKPT --test-set CORPUS --split dev --lm phones.arpa --tune-lm
@@ -11,6 +13,12 @@ Examples:
 A model folder that stores a language model (RUN/decoding.yaml, written by --save-lm-settings)
 is decoded with it, its beam size, weight and bonus by default; --no-lm turns it off, --lm
 uses another one, and --beam, --lm-weight, --insertion-bonus override the stored values.
+
+Character models: --hotword WORD[:BOOST] (repeatable) and --hotwords FILE (WORD[:BOOST] a line) bias
+the beam search toward those words (BOOST: natural-log bonus per character of a completed hotword,
+default 1); --vocabulary FILE (a word a line) emits only its words (and the hotwords). Either turns
+on the beam search (beam 16 unless --beam says otherwise). JSON output has a "words" list (start,
+end, confidence: the least spike posterior of its characters); CTM has one line per word.
 
 A test set's rates are also given per group: per synthesized voice (DOC/SPKRINFO.TXT's voice
 column), else per TIMIT dialect region (DR1..DR8), else per speaker; summary.json holds them
@@ -42,9 +50,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                         "stored one, else 0.5)")
     parser.add_argument("--insertion-bonus", type=float, help="added per emitted token (default: the stored "
                                                               "one, else 0)")
+    parser.add_argument("--hotword", action="append", default=[], metavar="WORD[:BOOST]",
+                        help="bias the beam search toward WORD (character models; repeatable; BOOST: log bonus "
+                             "per character, default 1)")
+    parser.add_argument("--hotwords", metavar="FILE", help="hotwords from a file, WORD[:BOOST] a line")
+    parser.add_argument("--vocabulary", metavar="FILE", help="emit only the words of FILE, one a line "
+                                                             "(character models)")
     parser.add_argument("--output-format", choices=("text", "json", "ctm"), default="text",
-                        help="text: FILE<TAB>transcript; json: one object per file with labels, score and "
-                             "per-label times; ctm: one line per label (file channel start duration label conf)")
+                        help="text: FILE<TAB>transcript; json: one object per file with labels, score, "
+                             "per-label times and words; ctm: one line per word (per label for phone models: "
+                             "file channel start duration word conf)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--raw-rate", type=int, help="sample rate of headerless PCM inputs (.raw, .pcm)")
     parser.add_argument("--raw-encoding", default="PCM_16", help="sample format of headerless PCM (PCM_16, FLOAT, ...)")
@@ -78,6 +93,9 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} {value}: must be at least {least}")
     if args.no_lm and args.lm:
         raise UserError("--lm and --no-lm contradict each other: give one")
+    for flag, path in (("--hotwords", args.hotwords), ("--vocabulary", args.vocabulary)):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: no such file; give a text file with one word a line")
     if args.save_lm_settings and not args.tune_lm:
         raise UserError("--save-lm-settings stores what --tune-lm finds: add --tune-lm (and --test-set with its "
                         "dev split)")
@@ -105,7 +123,7 @@ def choose_device(name: str) -> str:
 
 def make_transcriber(args: argparse.Namespace):
     from asr.audio import RawFormat
-    from asr.transcribe import Transcriber
+    from asr.transcribe import Transcriber, parse_hotword, read_word_list
 
     raw = RawFormat(args.raw_rate, args.raw_encoding) if args.raw_rate else None
     # Flags given win; the others come from the model folder's stored settings, if it has an LM and
@@ -114,17 +132,27 @@ def make_transcriber(args: argparse.Namespace):
     options = {name: value for name, value in given.items() if value is not None}
     if args.lm and args.lm_weight is None:
         options["lm_weight"] = 0.5
-    return Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, use_lm=not args.no_lm, raw=raw,
-                                       device=choose_device(args.device), chunk_seconds=args.chunk_seconds,
-                                       **options)
+    hotwords = read_word_list(args.hotwords, boosts=True) if args.hotwords else {}
+    for text in args.hotword:
+        hotwords.update(parse_hotword(text))
+    vocabulary = list(read_word_list(args.vocabulary)) if args.vocabulary else None
+    if vocabulary == []:
+        raise UserError(f"--vocabulary {args.vocabulary}: the file holds no words; give one word a line")
+    transcriber = Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, use_lm=not args.no_lm, raw=raw,
+                                              device=choose_device(args.device), chunk_seconds=args.chunk_seconds,
+                                              hotwords=hotwords, vocabulary=vocabulary, **options)
+    if transcriber.bias is not None and args.beam is None and transcriber.beam_size <= 1:
+        transcriber.beam_size = 16  # biasing needs hypotheses to choose among
+    return transcriber
 
 
 def describe_decoder(transcriber) -> str:
     """The decoder as a person reads it: best path, or the beam and the LM with its weights."""
+    biased = " + hotwords/vocabulary" if transcriber.bias is not None else ""
     if transcriber.lm is None:
-        return f"beam {transcriber.beam_size}" if transcriber.beam_size > 1 else "best path"
+        return (f"beam {transcriber.beam_size}" if transcriber.beam_size > 1 else "best path") + biased
     return (f"beam {transcriber.beam_size} + LM {transcriber.lm_path} (weight {transcriber.lm_weight:g}, "
-            f"insertion bonus {transcriber.insertion_bonus:g})")
+            f"insertion bonus {transcriber.insertion_bonus:g}){biased}")
 
 
 def input_files(inputs: list[str], suffixes: frozenset[str]) -> list[Path]:
@@ -145,8 +173,8 @@ def format_result(path: str, result, output_format: str) -> str:
     if output_format == "json":
         return result.to_json(file=path)
     utterance = Path(path).stem
-    return "\n".join(f"{utterance} 1 {s.start:.3f} {s.end - s.start:.3f} {s.label if s.label != ' ' else '<space>'} "
-                     f"{s.confidence:.3f}" for s in result.segments)
+    return "\n".join(f"{utterance} 1 {w.start:.3f} {w.end - w.start:.3f} {w.word} {w.confidence:.3f}"
+                     for w in result.words)
 
 
 def transcribe(args: argparse.Namespace) -> int:
