@@ -23,7 +23,11 @@ output before comparing. Its cost is one more column of the emissions.
 With ``--lm`` it also times shallow fusion (a phone bigram, a character 5-gram,
 a word trigram over characters) against the same search without an LM.
 
-Run: python benchmarks/decode.py [--repeats 5] [--threads 1] [--batch 16 --frames 300] [--lm]
+With ``--bias`` it times hotwords and a closed vocabulary (`asr.decoding.WordBias`)
+over speech characters against the same search without them, on emissions spelled
+from the vocabulary's words; ``--no-compare`` skips the flashlight table.
+
+Run: python benchmarks/decode.py [--repeats 5] [--threads 1] [--batch 16 --frames 300] [--lm] [--bias]
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from asr.decoding import prefix_beam_search
+from asr.decoding import WordBias, prefix_beam_search
 from asr.lm import NGramTokenScorer, NGramWordScorer, train_ngram
 from asr.tokens import speech_characters, timit_phones
 
@@ -179,6 +183,60 @@ def lm_overhead(args) -> None:
                   f"| {statistics.median(b for _, b in pairs):.3f} | {ratio:.2f} |", flush=True)
 
 
+def spoken_emissions(batch: int, frames: int, words: list[str], symbols, sharpness: float, seed: int):
+    """``(B, T, V)`` log probs peaked along the alignment of random sentences of `words`."""
+    generator = torch.Generator().manual_seed(seed)
+    index = {s: i for i, s in enumerate(symbols)}
+    paths = torch.zeros(batch, frames, dtype=torch.long)
+    for b in range(batch):
+        t, labels = 0, []
+        while t < frames:
+            if not labels:
+                labels = [index[c] for c in words[int(torch.randint(0, len(words), (), generator=generator))] + " "]
+            t += int(torch.randint(0, 3, (), generator=generator))  # blanks
+            hold = int(torch.randint(1, 4, (), generator=generator))
+            paths[b, t: t + hold] = labels.pop(0)
+            t += hold
+    logits = torch.randn(batch, frames, len(symbols), generator=generator)
+    logits.scatter_add_(2, paths[:, :, None], torch.full((batch, frames, 1), sharpness))
+    return logits.log_softmax(-1)
+
+
+def bias_overhead(args) -> None:
+    """CPU time of the search with hotwords and/or a vocabulary over the time without them."""
+    generator = torch.Generator().manual_seed(0)
+    chars = speech_characters()
+    letters = chars.symbols[3:]  # a-z
+    words = sorted({"".join(letters[int(i)] for i in torch.randint(0, 26, (int(n),), generator=generator))
+                    for n in torch.randint(2, 10, (args.bias_vocabulary,), generator=generator)})
+    emissions = spoken_emissions(args.batch, args.frames, words, chars.symbols, sharpness=3.0, seed=1)
+    lengths = torch.full((args.batch,), args.frames, dtype=torch.long)
+    hotwords = {word: 1.0 for word in words[:: max(1, len(words) // args.hotwords)][: args.hotwords]}
+    settings = [
+        (f"{len(hotwords)} hotwords", WordBias(chars.symbols, hotwords=hotwords)),
+        (f"vocabulary of {len(words)}", WordBias(chars.symbols, vocabulary=words)),
+        ("both", WordBias(chars.symbols, hotwords=hotwords, vocabulary=words)),
+    ]
+    print(f"\n| biasing (V={len(chars)}) | trie nodes | beam | CPU s without | with | ratio (median [min, max]) "
+          f"| top-1 changed |")
+    print("|---|---|---|---|---|---|---|")
+    for name, bias in settings:
+        for beam_size in args.beams:
+            plain = partial(prefix_beam_search, emissions, lengths, beam_size=beam_size, nbest=1)
+            biased = partial(prefix_beam_search, emissions, lengths, beam_size=beam_size, nbest=1, bias=bias)
+            same = agreement([h[0].tokens if h else [] for h in plain()],
+                                [h[0].tokens if h else [] for h in biased()])  # also the warm-up
+            pairs = []
+            for repeat in range(args.repeats):  # interleaved, alternating who goes first
+                first, second = (plain, biased) if repeat % 2 == 0 else (biased, plain)
+                a, b = timed(first)[1], timed(second)[1]
+                pairs.append((a, b) if repeat % 2 == 0 else (b, a))
+            ratios = [b / a for a, b in pairs]
+            print(f"| {name} | {bias.outside} | {beam_size} | {statistics.median(a for a, _ in pairs):.3f} "
+                  f"| {statistics.median(b for _, b in pairs):.3f} | {statistics.median(ratios):.2f} "
+                  f"[{min(ratios):.2f}, {max(ratios):.2f}] | {100 - same:.0f}% |", flush=True)
+
+
 def timing(figures: tuple[float, ...]) -> str:
     theirs, mine, ratio, low, high = figures
     return f"{theirs:.3f} / {mine:.3f} | {ratio:.2f} [{low:.2f}, {high:.2f}]"
@@ -195,16 +253,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lm", action="store_true", help="also time shallow fusion with n-gram LMs")
+    parser.add_argument("--bias", action="store_true", help="also time hotwords and a closed vocabulary")
+    parser.add_argument("--bias-vocabulary", type=int, default=5000, help="words in the --bias vocabulary")
+    parser.add_argument("--hotwords", type=int, default=100, help="hotwords for --bias")
+    parser.add_argument("--no-compare", action="store_true", help="skip the comparison with flashlight")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"B={args.batch} T={args.frames} (odd utterances shorter), beam threshold {args.beam_threshold}, "
           f"torch threads {args.threads}, {args.repeats} interleaved repeats")
-    print("| V | beam | tokens/frame | top-1 agreement, peaked | top-1 agreement, soft "
-          "| soft: ours more / less probable | soft: mean log P ours - flashlight "
-          "| CPU s flashlight / ours | CPU ratio ours / flashlight (median [min, max]) "
-          "| wall s flashlight / ours | wall ratio (median [min, max]) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for vocab in args.vocabs:
+    if not args.no_compare:
+        print("| V | beam | tokens/frame | top-1 agreement, peaked | top-1 agreement, soft "
+              "| soft: ours more / less probable | soft: mean log P ours - flashlight "
+              "| CPU s flashlight / ours | CPU ratio ours / flashlight (median [min, max]) "
+              "| wall s flashlight / ours | wall ratio (median [min, max]) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for vocab in [] if args.no_compare else args.vocabs:
         for beam_size in args.beams:
             for top_k in args.top_ks:
                 r = compare(args, vocab, beam_size, top_k or None)
@@ -214,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"| {timing(r['cpu'])} | {timing(r['wall'])} |", flush=True)
     if args.lm:
         lm_overhead(args)
+    if args.bias:
+        bias_overhead(args)
 
 
 if __name__ == "__main__":
