@@ -126,8 +126,8 @@ class WordBias:
     the word); vocabulary: the only words the search may emit (``None``: any).
     A state is a trie node (0: the start of a word; ``outside``: a word that left
     the trie, only without a vocabulary). Both tables are dense, nodes x tokens, so
-    a step is one gather; about 12 bytes per entry (a 100k-word vocabulary over 30
-    tokens: some 400k nodes, 150 MB).
+    a step is one gather; 16 bytes per entry (43k random words over 29 tokens:
+    146k nodes, 68 MB, built in 1.4 s).
     Implements `LMScorer`.
     """
 
