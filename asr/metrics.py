@@ -78,3 +78,42 @@ def char_errors(reference: str, hypothesis: str) -> ErrorCounts:
     """CER counts of one utterance, spaces counted as characters (runs of spaces squeezed)."""
     reference, hypothesis = " ".join(reference.split()), " ".join(hypothesis.split())
     return token_errors([c if c != " " else "|" for c in reference], [c if c != " " else "|" for c in hypothesis])
+
+
+def correct_words(reference: Sequence[str], hypothesis: Sequence[str]) -> list[bool]:
+    """For each hypothesis word, whether the minimal alignment to `reference` matches it exactly."""
+    if not hypothesis:
+        return []
+    if not reference:
+        return [False] * len(hypothesis)
+    correct = [False] * len(hypothesis)
+    for chunk in jiwer.process_words(" ".join(reference), " ".join(hypothesis)).alignments[0]:
+        if chunk.type == "equal":
+            correct[chunk.hyp_start_idx: chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+    return correct
+
+
+def reliability_bins(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[dict]:
+    """Equal-width confidence bins over [0, 1]: each bin's count, mean confidence and accuracy (empty bins too)."""
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences but {len(correct)} correctness flags")
+    table = [{"low": b / bins, "high": (b + 1) / bins, "count": 0, "confidence": 0.0, "accuracy": 0.0}
+             for b in range(bins)]
+    for confidence, right in zip(confidences, correct):
+        row = table[min(int(confidence * bins), bins - 1)]
+        row["count"] += 1
+        row["confidence"] += confidence
+        row["accuracy"] += float(right)
+    for row in table:
+        if row["count"]:
+            row["confidence"] /= row["count"]
+            row["accuracy"] /= row["count"]
+    return table
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """ECE (Naeini et al. 2015; Guo et al. 2017, "On Calibration of Modern Neural Networks", eq. 3): the
+    count-weighted mean over equal-width bins of |accuracy - mean confidence|. 0 is perfectly calibrated."""
+    table = reliability_bins(confidences, correct, bins)
+    total = sum(row["count"] for row in table)
+    return sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / total if total else 0.0

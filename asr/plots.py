@@ -99,3 +99,22 @@ def plot_posteriors(path: str | Path, *, title: str, picture: tuple, edges: np.n
     bottom.set(yticks=range(2 - len(names), 2), yticklabels=names, ylim=(-0.6, 1.6), xlim=(left, right),
                xlabel=xlabel)
     save_figure(figure, path)
+
+
+def plot_reliability(bins: list[dict], path: str | Path, title: str = "word confidence") -> None:
+    """A reliability diagram (Guo et al. 2017, fig. 1): accuracy against confidence per bin of
+    `asr.metrics.reliability_bins`, the diagonal for perfect calibration, and the counts beneath."""
+    figure, (axis, counts) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    filled = [row for row in bins if row["count"]]
+    axis.bar([row["low"] for row in filled], [row["accuracy"] for row in filled], width=width, align="edge",
+             edgecolor="black", alpha=0.7, label="accuracy")
+    axis.plot([row["confidence"] for row in filled], [row["accuracy"] for row in filled], "o", color="tab:red",
+              label="(mean confidence, accuracy)")
+    axis.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+    axis.set(ylabel="share of words correct", title=title, xlim=(0, 1), ylim=(0, 1))
+    axis.legend(loc="upper left")
+    counts.bar([row["low"] for row in bins], [row["count"] for row in bins], width=width, align="edge",
+               edgecolor="black", color="gray")
+    counts.set(xlabel="confidence", ylabel="words")
+    save_figure(figure, path)

@@ -339,3 +339,27 @@ def test_decode_cli_biasing_errors_are_one_line(tiny_checkpoint, tiny_timit, fla
     result = decode_cli("--checkpoint", tiny_checkpoint, *flags, good)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert all(word in result.stderr for word in words), result.stderr
+
+
+def test_correct_words_follow_the_minimal_alignment():
+    from asr.metrics import correct_words
+
+    assert correct_words("the cat sat on".split(), "a cat sat in on x".split()) == [False, True, True, False,
+                                                                                       True, False]
+    assert correct_words([], ["a"]) == [False] and correct_words(["a"], []) == []
+
+
+def test_expected_calibration_error_against_hand_computed_values(tmp_path):
+    from asr.metrics import expected_calibration_error, reliability_bins
+    from asr.plots import plot_reliability
+
+    # Bin [0.2, 0.3): confidence 0.25, 1 of 4 right: calibrated. Bin [0.9, 1]: 0.95, 2 of 4 right: off by 0.45.
+    confidences = [0.25] * 4 + [0.95] * 4
+    correct = [True, False, False, False, True, True, False, False]
+    assert expected_calibration_error(confidences, correct) == pytest.approx(0.5 * 0.45)
+    assert expected_calibration_error([0.25] * 4, correct[:4]) == pytest.approx(0.0)
+    assert expected_calibration_error([1.0, 0.0], [False, True]) == pytest.approx(1.0)  # the edges fall in bins
+    bins = reliability_bins(confidences, correct)
+    assert [row["count"] for row in bins] == [0, 0, 4, 0, 0, 0, 0, 0, 0, 4]
+    plot_reliability(bins, tmp_path / "reliability.png")
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
