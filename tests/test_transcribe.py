@@ -260,13 +260,13 @@ def test_summary_and_results_are_strict_json(transcriber, tiny_timit, tmp_path):
 HANDWRITING = ROOT / "checkpoints" / "handwriting-small"
 
 
-def test_words_are_runs_of_characters_with_their_least_confidence():
+def test_words_are_runs_of_characters_with_the_product_of_their_confidences():
     from asr.transcribe import Segment, Word, words_of
 
     segments = [Segment(c, t, t + 1.0, p) for t, (c, p) in
                 enumerate(zip(" ab c  de", [0.9, 0.8, 0.6, 0.9, 0.7, 0.9, 0.9, 0.95, 0.5]))]
-    assert words_of(segments, "chars") == [Word("ab", 1.0, 3.0, 0.6), Word("c", 4.0, 5.0, 0.7),
-                                           Word("de", 7.0, 9.0, 0.5)]
+    assert words_of(segments, "chars") == [Word("ab", 1.0, 3.0, pytest.approx(0.48)), Word("c", 4.0, 5.0, 0.7),
+                                           Word("de", 7.0, 9.0, pytest.approx(0.475))]
     phones = [Segment("sh", 0.0, 0.1, 0.8), Segment("iy", 0.1, 0.3, 0.4)]
     assert words_of(phones, "phones") == [Word("sh", 0.0, 0.1, 0.8), Word("iy", 0.1, 0.3, 0.4)]
 
@@ -295,7 +295,9 @@ def test_hotwords_and_a_vocabulary_through_the_transcriber(monkeypatch):
     result = decoded(plain, posteriors, monkeypatch)
     assert result.text == "cat dog"
     assert [w.word for w in result.words] == ["cat", "dog"]
-    assert result.words[0].confidence == pytest.approx(0.52 / (0.98 + 69e-4), abs=1e-4)  # "c" is its weakest
+    spikes = [s.confidence for s in result.segments[:3]]
+    assert spikes[0] == pytest.approx(0.52 / (0.98 + 69e-4), abs=1e-4)
+    assert result.words[0].confidence == pytest.approx(spikes[0] * spikes[1] * spikes[2])
     assert result.words[0].start < result.words[0].end <= result.words[1].start < result.words[1].end
 
     biased = Transcriber.from_checkpoint(HANDWRITING, beam_size=8, hotwords={"kat": 0.1}, vocabulary=["cat", "dag"])

@@ -18,7 +18,7 @@ Character models: --hotword WORD[:BOOST] (repeatable) and --hotwords FILE (WORD[
 the beam search toward those words (BOOST: natural-log bonus per character of a completed hotword,
 default 1); --vocabulary FILE (a word a line) emits only its words (and the hotwords). Either turns
 on the beam search (beam 16 unless --beam says otherwise). JSON output has a "words" list (start,
-end, confidence: the least spike posterior of its characters); CTM has one line per word.
+end, confidence: the product of its characters' spike posteriors); CTM has one line per word.
 
 A test set's rates are also given per group: per synthesized voice (DOC/SPKRINFO.TXT's voice
 column), else per TIMIT dialect region (DR1..DR8), else per speaker; summary.json holds them
