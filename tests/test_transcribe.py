@@ -335,6 +335,7 @@ def test_decode_cli_hotwords_vocabulary_and_word_ctm(tmp_path):
     (["--hotword", "sh"], ["character model"]),
     (["--hotword", "the:lots"], ["the:lots", "number"]),
     (["--vocabulary", "no-such-file.txt"], ["no-such-file.txt", "no such file"]),
+    (["--hotword", "the", "--tune-lm"], ["--tune-lm", "--hotword"]),
 ])
 def test_decode_cli_biasing_errors_are_one_line(tiny_checkpoint, tiny_timit, flags, words):
     good = read_timit(tiny_timit, "test")[0].path

@@ -96,6 +96,9 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, path in (("--hotwords", args.hotwords), ("--vocabulary", args.vocabulary)):
         if path is not None and not Path(path).is_file():
             raise UserError(f"{flag} {path}: no such file; give a text file with one word a line")
+    if args.tune_lm and (args.hotword or args.hotwords or args.vocabulary):
+        raise UserError("--tune-lm tunes the LM without hotwords or a vocabulary (it would ignore them): drop "
+                        "--hotword, --hotwords and --vocabulary when tuning, and add them when decoding")
     if args.save_lm_settings and not args.tune_lm:
         raise UserError("--save-lm-settings stores what --tune-lm finds: add --tune-lm (and --test-set with its "
                         "dev split)")
