@@ -89,15 +89,25 @@ def build(lib: Path) -> None:
 class CppKernel:
     """The C++ ops behind the same two calls as asr._lstm.recurrence."""
 
+    CELLS = ("peephole",)  # the other cells of asr._lstm.recurrence run in its torch loop
+
     def __init__(self, ops):
         self._ops = ops
 
-    def forward(self, xg, bias, w_hh, peep, lengths):
+    @classmethod
+    def _check_cell(cls, cell: str) -> None:
+        if cell not in cls.CELLS:
+            raise ValueError(f"the C++ LSTM kernel runs only the {', '.join(cls.CELLS)} cell, "
+                             f"not {cell!r}: run it in asr._lstm.recurrence")
+
+    def forward(self, xg, bias, w_hh, peep, lengths, cell="peephole"):
         """-> h, c, act; act is xg itself, overwritten in place."""
+        self._check_cell(cell)
         h, c = self._ops.forward(xg, bias, w_hh, peep, lengths)
         return h, c, xg
 
-    def backward(self, grad_h, w_hh, peep, c, act, lengths):
+    def backward(self, grad_h, w_hh, peep, c, act, lengths, cell="peephole"):
+        self._check_cell(cell)
         return self._ops.backward(grad_h, w_hh, peep, c, act, lengths)
 
 
