@@ -39,8 +39,9 @@ Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyss
   these five share the time loop and its hand-written backward; a cell has no
   parameters for what it lacks: its gate rows are the gates it has, in the order
   i, f, g, o (cifg and nfg: i, g, o; nog: i, f, g), its peephole rows those of its
-  sigmoid gates (cifg and nfg: p_i, p_o; nog: p_i, p_f). Only ``peephole`` has the
-  C++ loop; the others run in the torch loop on every device.
+  sigmoid gates (cifg and nfg: p_i, p_o; nog: p_i, p_f). The C++ loop runs all
+  five, each compiled on its own (the cell is a template argument, so the gate loop
+  has no branches).
 - ``vanilla``: no peepholes (``peepholes=False``, as before the cells came); torch's
   own (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters, with
   one bias (nn.LSTM's second is zero);

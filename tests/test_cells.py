@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import asr.lstm
+from asr._lstm import recurrence as torch_loop
 from asr.checkpoint import build_model, load_checkpoint
 from asr.config import Cell, Config, ModelConfig
 from asr.errors import UserError
@@ -149,16 +150,58 @@ def test_parameters_are_only_those_the_cell_uses(cell):
     assert hasattr(model, "peephole_l0") == bool(peeps)
 
 
-def test_the_cpp_kernel_refuses_other_cells_and_they_run_in_the_torch_loop(monkeypatch):
+def _loops_agree(cpp, cell, B, T, dirs, H, dtype, tol):
+    gates, peeps = ROWS[cell]
+    G, P = len(gates), len(peeps)
+    torch.manual_seed(1)
+    xg, bias = torch.randn(B, T, dirs, G * H, dtype=dtype), torch.randn(dirs, G * H, dtype=dtype)
+    w_hh = 0.3 * torch.randn(dirs, G * H, H, dtype=dtype)
+    peep = 0.3 * torch.randn(dirs, P, H, dtype=dtype)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths, cell)
+    ours = cpp.forward(xg.clone(), bias, w_hh, peep, lengths, cell)  # it overwrites its xg
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, **tol)
+    grad_h = torch.randn(B, T, dirs, H, dtype=dtype)
+    dz_ours = cpp.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths, cell)
+    dz_theirs = torch_loop.backward(grad_h, w_hh, peep, theirs[1], theirs[2], lengths, cell)
+    torch.testing.assert_close(dz_ours, dz_theirs, **tol)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("cell", LOOP)
+def test_cpp_and_torch_loops_agree_for_every_cell(cell, threads):
+    """float64 and float32; one thread, and more threads than directions (H = 45: three
+    panels cut into chunks)."""
     cpp = cpp_kernel()
-    xg = torch.zeros(1, 2, 1, 3 * 4)
-    with pytest.raises(ValueError, match="runs only the peephole cell"):
-        cpp.forward(xg, torch.zeros(1, 12), torch.zeros(1, 12, 4), torch.zeros(1, 2, 4),
-                    torch.tensor([2]), "cifg")
-    monkeypatch.setattr(asr.lstm, "_kernel", lambda device: cpp)
-    model = make_model("cifg")
-    x, lengths = torch.randn(2, 5, 5, dtype=torch.float64), torch.tensor([5, 3])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _loops_agree(cpp, cell, B=13, T=6, dirs=2, H=45, dtype=torch.float64,
+                     tol=dict(rtol=0, atol=1e-12))
+        _loops_agree(cpp, cell, B=5, T=11, dirs=1, H=7, dtype=torch.float32,
+                     tol=dict(rtol=1e-5, atol=1e-6))
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("loop", ["cpp", "torch"])
+@pytest.mark.parametrize("cell", LOOP)
+def test_each_loop_matches_the_equations_and_finite_differences(cell, loop, monkeypatch):
+    chosen = cpp_kernel() if loop == "cpp" else torch_loop
+    monkeypatch.setattr(asr.lstm, "_kernel", lambda device: chosen)
+    model = make_model(cell)
+    x, lengths = torch.randn(3, 7, 5, dtype=torch.float64), torch.tensor([7, 2, 5])
     torch.testing.assert_close(model(x, lengths), reference(model, x, lengths), rtol=0, atol=1e-12)
+    model = make_model(cell, D=3, H=2, layers=1)
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    names = [name for name, _ in model.named_parameters()]
+
+    def run(x, *parameters):
+        return torch.func.functional_call(model, dict(zip(names, parameters)), (x, torch.tensor([4, 2])))
+
+    assert torch.autograd.gradcheck(run, (x, *model.parameters()))
 
 
 @pytest.mark.parametrize("cell", LOOP)

@@ -1,7 +1,7 @@
 """The time loop of the peephole LSTM family in plain torch ops, for any device.
 
-Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU, for
-the ``peephole`` cell only):
+Same contract as the C++ ops in recurrence.cpp (which asr.lstm prefers on CPU; there
+``cell`` is the index of the cell in CELLS):
 
 - ``forward(xg, bias, w_hh, peep, lengths, cell) -> [h, c, act]``: xg (B, T, dirs, G)
   holds W_x x_t for every frame, G = len(GATES[cell]) * H in the gate order of
