@@ -112,9 +112,9 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _Layer(torch.autograd.Function):
     """One layer, all directions: x (B, T, D) -> h (B, T, dirs * H).
 
-    w_ih (dirs * 4H, D) and bias (dirs * 4H,) hold the directions one after the other,
-    w_hh (dirs, G, H), peep (dirs, P, H), G and P as torch_loop.GATES[cell] and
-    torch_loop.PEEPHOLES[cell]; lengths is a CPU tensor."""
+    w_ih (dirs * GH, D) and bias (dirs * GH,) hold the directions one after the other,
+    w_hh (dirs, GH, H), peep (dirs, P, H), for the G gates of torch_loop.GATES[cell] and
+    the P peepholes of torch_loop.PEEPHOLES[cell]; lengths is a CPU tensor."""
 
     @staticmethod
     def forward(ctx, x, w_ih, bias, w_hh, peep, lengths, cell):
