@@ -63,6 +63,22 @@ class Precision(StrEnum):
     bf16 = "bf16"  # fp16 would need loss scaling, which training does not do
 
 
+class Cell(StrEnum):
+    """The recurrent cell (asr/lstm.py's docstring has each one's equations)."""
+
+    peephole = "peephole"  # Gers et al. 2002; Graves et al. 2013
+    vanilla = "vanilla"  # no peepholes: torch's fused LSTM
+    cifg = "cifg"  # coupled input and forget gate, f = 1 - i
+    nfg = "nfg"  # no forget gate (the 1997 cell)
+    nog = "nog"  # no output gate, h = tanh(c)
+    noaf = "noaf"  # no output activation, h = o c
+    gru = "gru"  # torch's fused GRU
+    rnn = "rnn"  # torch's fused tanh RNN
+
+
+PEEPHOLE_CELLS = (Cell.peephole, Cell.cifg, Cell.nfg, Cell.nog, Cell.noaf)
+
+
 Normalization = StrEnum("Normalization", {name: name for name in NORMALIZATIONS})
 
 
@@ -108,9 +124,18 @@ class ModelConfig:
     hidden_size: int = bounded(250, min=1)
     num_layers: int = bounded(3, min=1)
     bidirectional: bool = True
-    peepholes: bool = True
+    cell: Cell = Cell.peephole
+    peepholes: bool = True  # the old spelling: false means cell: vanilla (configs before `cell`)
     init_range: float = bounded(0.1, above=0)  # uniform [-r, r] initialisation, as in the paper
     normalize: Normalization = Normalization("global")  # training-set statistics | utterance | none
+
+    def __post_init__(self) -> None:
+        if not self.peepholes:
+            if self.cell in PEEPHOLE_CELLS[1:]:
+                raise UserError(f"model.peepholes=false contradicts model.cell={self.cell}, a cell "
+                                "with peepholes: drop peepholes (or set it to true)")
+            if self.cell == Cell.peephole:
+                self.cell = Cell.vanilla
 
 
 @dataclass
@@ -242,12 +267,17 @@ class Config:
         """Plain dicts of plain values: checkpoints are read with torch.load(weights_only=True)
         and YAML with safe_load, and neither may meet our enum classes.
 
-        A config that augments nothing writes no augment section: it is written exactly as
-        every config was before augmentation existed, and those compare equal to their reloads.
+        A config that augments nothing writes no augment section, and one whose cell is
+        what `peepholes` alone says (peephole, or vanilla with peepholes: false) writes no
+        model.cell: it is written exactly as every config was before augmentation and
+        cells existed, and those compare equal to their reloads.
         """
         data = dataclasses.asdict(self, dict_factory=lambda items: {k: _plain(v) for k, v in items})
         if self.augment == AugmentConfig():
             del data["augment"]
+        model = data["model"]
+        if model["cell"] == (Cell.peephole if model["peepholes"] else Cell.vanilla):
+            del model["cell"]  # the same for configs from before `cell`, written as they were
         return data
 
     @classmethod

@@ -27,8 +27,30 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
   unavailable, the same algorithm runs in torch ops (asr/_lstm/recurrence.py), both
   directions in one batched GEMM per step.
 
-With ``peepholes=False`` the layer is a plain LSTM and runs on torch's own
-(cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters.
+Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyssey"):
+
+- ``peephole``: the equations above (the default);
+- ``cifg``: coupled input and forget gate, f_t = 1 - i_t;
+- ``nfg``: no forget gate, f_t = 1, so c_t = c_{t-1} + i_t ⊙ g_t (Hochreiter &
+  Schmidhuber 1997);
+- ``nog``: no output gate, h_t = tanh(c_t);
+- ``noaf``: no output activation, h_t = o_t ⊙ c_t;
+
+  these five share the time loop and its hand-written backward; a cell has no
+  parameters for what it lacks: its gate rows are the gates it has, in the order
+  i, f, g, o (cifg and nfg: i, g, o; nog: i, f, g), its peephole rows those of its
+  sigmoid gates (cifg and nfg: p_i, p_o; nog: p_i, p_f). The C++ loop runs all
+  five, each compiled on its own (the cell is a template argument, so the gate loop
+  has no branches).
+- ``vanilla``: no peepholes (``peepholes=False``, as before the cells came); torch's
+  own (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters, with
+  one bias (nn.LSTM's second is zero);
+- ``gru``: torch's fused GRU (Cho et al. 2014, gate rows r, z, n as nn.GRU):
+  r_t = σ(W_xr x_t + W_hr h_{t-1} + b_r), z_t = σ(W_xz x_t + W_hz h_{t-1} + b_z),
+  n_t = tanh(W_xn x_t + b_n + r_t ⊙ (W_hn h_{t-1} + b_hn)),
+  h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}; b_hn (``bias_hn``) is the one
+  hidden-side bias that cannot be folded into ``bias``;
+- ``rnn``: torch's fused tanh RNN, h_t = tanh(W_x x_t + W_h h_{t-1} + b).
 """
 
 from __future__ import annotations
@@ -43,6 +65,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
+
+LOOP_CELLS = torch_loop.CELLS  # peephole, cifg, nfg, nog, noaf: this module's time loop
+FUSED_CELLS = {"vanilla": ("lstm", 4), "gru": ("gru", 3), "rnn": ("rnn_tanh", 1)}  # op, gates
+CELLS = (*LOOP_CELLS[:1], "vanilla", *LOOP_CELLS[1:], "gru", "rnn")
 
 
 def _kernel(device: torch.device):
@@ -86,19 +112,22 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _Layer(torch.autograd.Function):
     """One layer, all directions: x (B, T, D) -> h (B, T, dirs * H).
 
-    w_ih (dirs * 4H, D) and bias (dirs * 4H,) hold the directions one after the other,
-    w_hh (dirs, 4H, H), peep (dirs, 3, H); lengths is a CPU tensor."""
+    w_ih (dirs * GH, D) and bias (dirs * GH,) hold the directions one after the other,
+    w_hh (dirs, GH, H), peep (dirs, P, H), for the G gates of torch_loop.GATES[cell] and
+    the P peepholes of torch_loop.PEEPHOLES[cell]; lengths is a CPU tensor."""
 
     @staticmethod
-    def forward(ctx, x, w_ih, bias, w_hh, peep, lengths):
+    def forward(ctx, x, w_ih, bias, w_hh, peep, lengths, cell):
         B, T, D = x.shape
         dirs, G, H = w_hh.shape
         kernel = _kernel(x.device)
+        if cell not in kernel.CELLS:
+            kernel = torch_loop
         with _no_autocast(x.device):
             xg = torch.mm(x.reshape(B * T, D), w_ih.t()).view(B, T, dirs, G)  # the kernel adds bias
             h, c, act = kernel.forward(xg, bias.view(dirs, G), w_hh.contiguous(), peep.contiguous(),
-                                       lengths)
-        ctx.kernel = kernel
+                                       lengths, cell)
+        ctx.kernel, ctx.cell = kernel, cell
         ctx.save_for_backward(x, w_ih, w_hh, peep, lengths, h, c, act)
         return h.view(B, T, dirs * H)
 
@@ -110,48 +139,70 @@ class _Layer(torch.autograd.Function):
         dirs, G, H = w_hh.shape
         with _no_autocast(x.device):
             grad_h = grad_out.reshape(B, T, dirs, H).contiguous()
-            dz = ctx.kernel.backward(grad_h, w_hh.contiguous(), peep.contiguous(), c, act, lengths)
+            dz = ctx.kernel.backward(grad_h, w_hh.contiguous(), peep.contiguous(), c, act, lengths,
+                                     ctx.cell)
             dz_rows = dz.view(B * T, dirs * G)
             d_x = (dz_rows @ w_ih).view(B, T, D) if ctx.needs_input_grad[0] else None
             d_w_ih = dz_rows.t() @ x.reshape(B * T, D)
             d_bias = dz_rows.sum(0)
             d_w_hh = torch.stack([_sum_over_steps(_outer, dz, h, d) for d in range(dirs)])
-            # peepholes: p_i and p_f see c_{t-1}, p_o sees c_t
-            d_peep = torch.stack([
-                torch.stack([_sum_over_steps(_dot, dz[..., :H], c, d),
-                             _sum_over_steps(_dot, dz[..., H:2 * H], c, d),
-                             _dot(dz[:, :, d, 3 * H:].flatten(0, 1), c[:, :, d].flatten(0, 1))])
-                for d in range(dirs)])
-        return d_x, d_w_ih, d_bias, d_w_hh, d_peep, None
+            gates = torch_loop.GATES[ctx.cell]
+
+            def d_peephole(gate: str, d: int) -> torch.Tensor:
+                dz_gate = dz[..., gates.index(gate) * H:(gates.index(gate) + 1) * H]
+                if gate == "o":  # p_o sees c_t, p_i and p_f see c_{t-1}
+                    return _dot(dz_gate[:, :, d].flatten(0, 1), c[:, :, d].flatten(0, 1))
+                return _sum_over_steps(_dot, dz_gate, c, d)
+
+            d_peep = torch.stack([torch.stack([d_peephole(gate, d)
+                                               for gate in torch_loop.PEEPHOLES[ctx.cell]])
+                                  for d in range(dirs)])
+        return d_x, d_w_ih, d_bias, d_w_hh, d_peep, None, None
 
 
 class PeepholeLSTM(nn.Module):
-    """Stacked (bidirectional) LSTM with peephole connections, batch-first.
+    """Stacked (bidirectional) LSTM with peephole connections, batch-first; or, with
+    `cell`, one of the other cells of the module docstring.
 
     Parameters, for layer k and suffix "" (forward) or "_reverse": ``weight_ih_l{k}``
-    (4H, D_in), ``weight_hh_l{k}`` (4H, H), ``bias_l{k}`` (4H,), gate rows i, f, g, o
-    as in nn.LSTM, and with peepholes ``peephole_l{k}`` (3, H), rows p_i, p_f, p_o.
+    (GH, D_in), ``weight_hh_l{k}`` (GH, H), ``bias_l{k}`` (GH,), with G gate rows (the
+    peephole cell: 4, i, f, g, o as in nn.LSTM), and with peepholes ``peephole_l{k}``
+    (P, H) (the peephole cell: 3, p_i, p_f, p_o); gru adds ``bias_hn_l{k}`` (H,).
     Layer k > 0 reads the concatenated [forward, reverse] outputs of layer k - 1.
+    ``peepholes=False`` is the old spelling of ``cell="vanilla"``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = True, peepholes: bool = True):
+                 bidirectional: bool = True, peepholes: bool = True, cell: str = "peephole"):
         super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+        if not peepholes:
+            if cell not in ("peephole", "vanilla", "gru", "rnn"):
+                raise ValueError(f"peepholes=False contradicts cell={cell!r}, which has peepholes")
+            cell = "vanilla" if cell == "peephole" else cell
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
-        self.peepholes = peepholes
+        self.cell = cell
         H = hidden_size
+        G = len(torch_loop.GATES[cell]) if cell in LOOP_CELLS else FUSED_CELLS[cell][1]
         for k in range(num_layers):
             layer_input = input_size if k == 0 else self.num_directions * H
-            shapes = {"weight_ih": (4 * H, layer_input), "weight_hh": (4 * H, H), "bias": (4 * H,)}
-            if peepholes:
-                shapes["peephole"] = (3, H)
+            shapes = {"weight_ih": (G * H, layer_input), "weight_hh": (G * H, H), "bias": (G * H,)}
+            if self.peepholes:
+                shapes["peephole"] = (len(torch_loop.PEEPHOLES[cell]), H)
+            if cell == "gru":
+                shapes["bias_hn"] = (H,)
             for sfx in self._suffixes:
                 for name, shape in shapes.items():
                     self.register_parameter(f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(shape)))
         self.reset_parameters()
+
+    @property
+    def peepholes(self) -> bool:
+        return self.cell in LOOP_CELLS
 
     @property
     def num_directions(self) -> int:
@@ -174,7 +225,7 @@ class PeepholeLSTM(nn.Module):
         """x (B, T, input_size), lengths (B,) -> (B, T, num_directions * hidden_size)."""
         lengths = self._checked_lengths(x, lengths)
         if not self.peepholes:
-            return self._plain_forward(x, lengths)
+            return self._fused_forward(x, lengths)
         B, T, _ = x.shape
         if B == 0:
             return x.new_zeros(0, T, self.num_directions * self.hidden_size)
@@ -186,7 +237,7 @@ class PeepholeLSTM(nn.Module):
             w_ih, w_hh, bias, peep = (self._layer_parameters(k, name)
                                       for name in ("weight_ih", "weight_hh", "bias", "peephole"))
             y = _Layer.apply(y, *(torch.cat(w).to(dtype) for w in (w_ih, bias)),
-                             *(torch.stack(w).to(dtype) for w in (w_hh, peep)), lengths)
+                             *(torch.stack(w).to(dtype) for w in (w_hh, peep)), lengths, self.cell)
         if steps == T:
             return y
         return F.pad(y, (0, 0, 0, T - steps))
@@ -202,17 +253,24 @@ class PeepholeLSTM(nn.Module):
             raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got {lengths.tolist()}")
         return lengths
 
-    def _plain_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """peepholes=False: torch's own LSTM on packed sequences, with a zero second bias."""
+    def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """vanilla, gru, rnn: torch's own op on packed sequences. Its second (hidden-side)
+        bias is zero, but for the GRU's b_hn (bias_hn), which sits inside r ⊙ (...)."""
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         weights = []
         for k in range(self.num_layers):
-            for w_ih, w_hh, bias in zip(*(self._layer_parameters(k, name)
-                                          for name in ("weight_ih", "weight_hh", "bias"))):
-                weights += [w_ih, w_hh, bias, torch.zeros_like(bias)]
+            for sfx in self._suffixes:
+                w_ih, w_hh, bias = (getattr(self, f"{name}_l{k}{sfx}")
+                                    for name in ("weight_ih", "weight_hh", "bias"))
+                second = torch.zeros_like(bias)
+                if self.cell == "gru":
+                    second = torch.cat([second[:2 * self.hidden_size],
+                                        getattr(self, f"bias_hn_l{k}{sfx}")])
+                weights += [w_ih, w_hh, bias, second]
         state = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
-        out, _, _ = torch._VF.lstm(packed.data, packed.batch_sizes, (state, state), weights, True,
-                                   self.num_layers, 0.0, self.training, self.bidirectional)
+        op = getattr(torch._VF, FUSED_CELLS[self.cell][0])
+        out = op(packed.data, packed.batch_sizes, (state, state) if self.cell == "vanilla" else state,
+                 weights, True, self.num_layers, 0.0, self.training, self.bidirectional)[0]
         out = packed._replace(data=out)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
 
@@ -250,4 +308,4 @@ class PeepholeLSTM(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, peepholes={self.peepholes}")
+                f"bidirectional={self.bidirectional}, cell={self.cell}")

@@ -1,5 +1,9 @@
 """`CTCModel`: feature normalisation, stacked peephole (B)LSTM, linear, log-softmax.
 
+The recurrent cell is ``config.cell`` (peephole by default; asr/lstm.py lists the
+others); the summary's parameter list and count are those of the chosen cell, which
+has only the parameters it uses.
+
 The network of Graves, Mohamed & Hinton (2013), "Speech recognition with deep
 recurrent neural networks", section 2 and Table 1 (the CTC rows): N stacked
 bidirectional LSTM layers with peephole connections feed a linear layer to the
@@ -26,7 +30,7 @@ class CTCModel(nn.Module):
         self.input_dim, self.num_tokens, self.config = input_dim, num_tokens, config
         self.normalizer = Normalizer(input_dim, mode=config.normalize)
         self.lstm = PeepholeLSTM(input_dim, config.hidden_size, num_layers=config.num_layers,
-                                 bidirectional=config.bidirectional, peepholes=config.peepholes)
+                                 bidirectional=config.bidirectional, cell=config.cell)
         directions = 2 if config.bidirectional else 1
         self.output = nn.Linear(directions * config.hidden_size, num_tokens)
         self.reset_parameters()
@@ -47,10 +51,10 @@ class CTCModel(nn.Module):
     def summary(self) -> str:
         c = self.config
         kind = "bidirectional" if c.bidirectional else "unidirectional"
-        peep = "with" if c.peepholes else "without"
         lines = [
-            f"CTCModel: {self.input_dim} inputs -> {c.num_layers} x {c.hidden_size} {kind} LSTM "
-            f"({peep} peepholes) -> {self.num_tokens} outputs (blank included)",
+            f"CTCModel: {self.input_dim} inputs -> {c.num_layers} x {c.hidden_size} {kind} "
+            f"{self.lstm.cell} {'RNN' if self.lstm.cell in ('gru', 'rnn') else 'LSTM'} "
+            f"-> {self.num_tokens} outputs (blank included)",
             f"normalisation: {c.normalize}",
         ]
         lines += [f"  {name:<28} {tuple(p.shape)}" for name, p in self.named_parameters()]

@@ -10,6 +10,9 @@ Graves, Mohamed & Hinton 2013 (123 inputs): 1x250, 3x250, 5x250 bidirectional an
     python benchmarks/lstm.py --device cuda --repeats 20
     python benchmarks/lstm.py --configs 3x250 --ragged --threads 2
     ASR_LSTM_KERNEL=torch python benchmarks/lstm.py   # the plain-torch time loop
+    python benchmarks/lstm.py --configs 3x250 --threads 1 --cell cifg   # another cell
+
+With --cell, "ours" is that cell (asr/lstm.py); the baseline is still nn.LSTM.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr._lstm.extension import CppKernel
-from asr.lstm import PeepholeLSTM, _kernel
+from asr.lstm import CELLS, LOOP_CELLS, PeepholeLSTM, _kernel
 
 CONFIGS = {  # name: (layers, hidden, bidirectional)
     "1x250": (1, 250, True),
@@ -73,7 +76,7 @@ def _passes(model_run, x: torch.Tensor):
 def bench(name: str, args, device: torch.device) -> dict[str, float]:
     layers, hidden, bidirectional = CONFIGS[name]
     torch.manual_seed(0)
-    ours = PeepholeLSTM(123, hidden, layers, bidirectional).to(device)
+    ours = PeepholeLSTM(123, hidden, layers, bidirectional, cell=args.cell).to(device)
     theirs = nn.LSTM(123, hidden, layers, bidirectional=bidirectional, batch_first=True).to(device)
     x = torch.randn(args.batch, args.frames, 123, device=device, requires_grad=True)
     if args.ragged:
@@ -110,15 +113,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", "-B", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--cell", default="peephole", choices=CELLS, help="the cell to time")
     parser.add_argument("--ragged", action="store_true",
                         help="unequal lengths in [T/2, T]; nn.LSTM then gets packed sequences")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    kernel = "C++" if isinstance(_kernel(device), CppKernel) else "torch ops"
+    loop = _kernel(device)
+    if args.cell not in LOOP_CELLS:
+        kernel = "torch's fused op"
+    elif isinstance(loop, CppKernel) and args.cell in loop.CELLS:
+        kernel = "C++"
+    else:
+        kernel = "torch ops"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
-          f"kernel {kernel}, "
+          f"cell {args.cell}, kernel {kernel}, "
           f"T={args.frames} B={args.batch} {'ragged' if args.ragged else 'equal lengths'}, "
           f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     print("seconds are medians; ratio = median of the paired ratios ours / nn.LSTM; "

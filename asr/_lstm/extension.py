@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from asr._lstm.recurrence import CELLS
 from asr.errors import UserError
 
 SOURCE = Path(__file__).with_name("recurrence.cpp")
@@ -89,16 +90,18 @@ def build(lib: Path) -> None:
 class CppKernel:
     """The C++ ops behind the same two calls as asr._lstm.recurrence."""
 
+    CELLS = CELLS  # all of asr._lstm.recurrence's cells; the `cell` argument is the index
+
     def __init__(self, ops):
         self._ops = ops
 
-    def forward(self, xg, bias, w_hh, peep, lengths):
+    def forward(self, xg, bias, w_hh, peep, lengths, cell="peephole"):
         """-> h, c, act; act is xg itself, overwritten in place."""
-        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths)
+        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths, CELLS.index(cell))
         return h, c, xg
 
-    def backward(self, grad_h, w_hh, peep, c, act, lengths):
-        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths)
+    def backward(self, grad_h, w_hh, peep, c, act, lengths, cell="peephole"):
+        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths, CELLS.index(cell))
 
 
 @functools.cache

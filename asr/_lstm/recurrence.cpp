@@ -16,7 +16,13 @@
 // -ffast-math). Sequences are visited longest first, so the live ones are always a
 // prefix of the state and the product runs on that prefix only, as with packed
 // sequences. Direction 1 reads each sequence backwards from its own last frame.
-// All tensors stay in the caller's layout: (B, T, dirs, H or 4H).
+// All tensors stay in the caller's layout: (B, T, dirs, H or GH).
+//
+// The other cells of the family (asr/_lstm/recurrence.py; Greff et al. 2017) are the
+// same loop with one change each, chosen at compile time (Layout<C>): cifg couples
+// f = 1 - i, nfg has f = 1, nog has o = 1 (h = tanh c), noaf has h = o c. A cell has
+// only the gate rows (G of i, f, g, o, in that order) and peepholes (P of p_i, p_f,
+// p_o) it uses. The `cell` argument numbers them as recurrence.CELLS does.
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -165,6 +171,19 @@ class PackedMatrix {
 // ---------------------------------------------------------------------------
 // The gates of one step of one sequence, for hidden units [first, last).
 
+enum Cell : int64_t { PEEPHOLE = 0, CIFG = 1, NFG = 2, NOG = 3, NOAF = 4 };
+
+template <int64_t C>
+struct Layout {
+  static constexpr bool has_f = C != CIFG && C != NFG;
+  static constexpr bool has_o = C != NOG;
+  static constexpr int64_t G = 2 + has_f + has_o;  // gate rows: i, [f], g, [o]
+  static constexpr int64_t P = 1 + has_f + has_o;  // peephole rows: p_i, [p_f], [p_o]
+  static constexpr int64_t g = has_f ? 2 : 1;      // the row of g
+  static constexpr int64_t o = G - 1;              // the row of o (if has_o)
+  static constexpr int64_t p_o = P - 1;            // the row of p_o (if has_o)
+};
+
 template <typename T>
 inline T sigmoid(T x) {
   // Under -ffast-math the division is a reciprocal estimate, which makes 1 / inf a
@@ -174,29 +193,39 @@ inline T sigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
-// z holds W_x x of this frame on entry and the activations i, f, g, o on return;
-// hz = W_h h_prev.
-template <typename T>
+// z holds W_x x of this frame on entry and the activations of the cell's gates on
+// return; hz = W_h h_prev.
+template <typename T, int64_t C>
 void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
                    const T* __restrict__ bias, const T* __restrict__ hz,
                    const T* __restrict__ peep, T* __restrict__ c_state, T* __restrict__ h_state,
                    T* __restrict__ h_out, T* __restrict__ c_out) {
+  using L = Layout<C>;
   const T* p_i = peep;
   const T* p_f = peep + H;
-  const T* p_o = peep + 2 * H;
+  const T* p_o = peep + L::p_o * H;
 #pragma GCC ivdep
   for (int64_t j = first; j < last; ++j) {
     const T c_prev = c_state[j];
     const T i = sigmoid(z[j] + bias[j] + hz[j] + p_i[j] * c_prev);
-    const T f = sigmoid(z[H + j] + bias[H + j] + hz[H + j] + p_f[j] * c_prev);
-    const T g = std::tanh(z[2 * H + j] + bias[2 * H + j] + hz[2 * H + j]);
+    T f = T(1);
+    if constexpr (L::has_f) {
+      f = sigmoid(z[H + j] + bias[H + j] + hz[H + j] + p_f[j] * c_prev);
+      z[H + j] = f;
+    } else if constexpr (C == CIFG) {
+      f = T(1) - i;
+    }
+    const int64_t gj = L::g * H + j, oj = L::o * H + j;
+    const T g = std::tanh(z[gj] + bias[gj] + hz[gj]);
     const T c = f * c_prev + i * g;
-    const T o = sigmoid(z[3 * H + j] + bias[3 * H + j] + hz[3 * H + j] + p_o[j] * c);
-    const T h = o * std::tanh(c);
+    T h = C == NOAF ? c : std::tanh(c);
+    if constexpr (L::has_o) {
+      const T o = sigmoid(z[oj] + bias[oj] + hz[oj] + p_o[j] * c);
+      h *= o;
+      z[oj] = o;
+    }
     z[j] = i;
-    z[H + j] = f;
-    z[2 * H + j] = g;
-    z[3 * H + j] = o;
+    z[gj] = g;
     c_state[j] = c;
     c_out[j] = c;
     h_state[j] = h;
@@ -206,44 +235,62 @@ void gates_forward(int64_t H, int64_t first, int64_t last, T* __restrict__ z,
 
 // The same step backwards: gate pre-activation errors from the output error dh
 // (from above and from the next step) and the cell error carried in dc_state.
-template <typename T>
+template <typename T, int64_t C>
 void gates_backward(int64_t H, int64_t first, int64_t last, const T* __restrict__ grad_h,
                     const T* __restrict__ dh_next, const T* __restrict__ act,
                     const T* __restrict__ c,
                     const T* __restrict__ c_prev, const T* __restrict__ peep,
                     T* __restrict__ dc_state, T* __restrict__ dz, T* __restrict__ dz_out) {
+  using L = Layout<C>;
   const T* p_i = peep;
   const T* p_f = peep + H;
-  const T* p_o = peep + 2 * H;
+  const T* p_o = peep + L::p_o * H;
 #pragma GCC ivdep
   for (int64_t j = first; j < last; ++j) {
-    const T i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
+    const int64_t gj = L::g * H + j, oj = L::o * H + j;
+    const T i = act[j], g = act[gj];
+    const T f = L::has_f ? act[H + j] : C == CIFG ? T(1) - i : T(1);
     const T dh = grad_h[j] + dh_next[j];
-    const T tc = std::tanh(c[j]);
-    const T dzo = dh * tc * o * (T(1) - o);
-    const T dc = dc_state[j] + dh * o * (T(1) - tc * tc) + dzo * p_o[j];
-    const T dzi = dc * g * i * (T(1) - i);
-    const T dzf = dc * c_prev[j] * f * (T(1) - f);
+    // h = o out(c), out = tanh (noaf: the identity)
+    const T tc = C == NOAF ? c[j] : std::tanh(c[j]);
+    const T d_out = C == NOAF ? T(1) : T(1) - tc * tc;
+    T dc = dc_state[j];
+    if constexpr (L::has_o) {
+      const T o = act[oj];
+      const T dzo = dh * tc * o * (T(1) - o);
+      dc += dh * o * d_out + dzo * p_o[j];
+      dz[oj] = dz_out[oj] = dzo;
+    } else {
+      dc += dh * d_out;
+    }
+    // c = f c_prev + i g; cifg: f = 1 - i, so i also acts through f
+    const T dzi = dc * (C == CIFG ? g - c_prev[j] : g) * i * (T(1) - i);
     const T dzg = dc * i * (T(1) - g * g);
-    dc_state[j] = dc * f + dzi * p_i[j] + dzf * p_f[j];
+    T carried = dc * f + dzi * p_i[j];
+    if constexpr (L::has_f) {
+      const T dzf = dc * c_prev[j] * f * (T(1) - f);
+      carried += dzf * p_f[j];
+      dz[H + j] = dz_out[H + j] = dzf;
+    }
+    dc_state[j] = carried;
     dz[j] = dz_out[j] = dzi;
-    dz[H + j] = dz_out[H + j] = dzf;
-    dz[2 * H + j] = dz_out[2 * H + j] = dzg;
-    dz[3 * H + j] = dz_out[3 * H + j] = dzo;
+    dz[gj] = dz_out[gj] = dzg;
   }
 }
 
 // ---------------------------------------------------------------------------
 
-void check_inputs(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor& peep) {
+void check_inputs(const at::Tensor& x, const at::Tensor& w_hh, const at::Tensor& peep, int64_t G,
+                  int64_t P) {
   for (const auto* t : {&x, &w_hh, &peep}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == x.scalar_type(),
                 "the C++ LSTM kernel wants contiguous CPU tensors of one dtype");
   }
   const int64_t dirs = w_hh.size(0), H = w_hh.size(2);
-  TORCH_CHECK(x.dim() == 4 && x.size(2) == dirs && x.size(3) == 4 * H && w_hh.size(1) == 4 * H &&
-                  peep.numel() == dirs * 3 * H,
-              "expected (B, T, dirs, 4H) gates, (dirs, 4H, H) w_hh, (dirs, 3, H) peepholes");
+  TORCH_CHECK(x.dim() == 4 && x.size(2) == dirs && x.size(3) == G * H && w_hh.size(1) == G * H &&
+                  peep.numel() == dirs * P * H,
+              "expected (B, T, dirs, GH) gates, (dirs, GH, H) w_hh, (dirs, P, H) peepholes for "
+              "the cell's G gates and P peepholes");
 }
 
 // How a call's work is shared among threads. Each step of each direction is cut
@@ -294,16 +341,18 @@ std::vector<int64_t> step_order(int64_t steps, bool backwards) {
   return order;
 }
 
-// xg (B, T, dirs, 4H), bias (dirs, 4H), w_hh (dirs, 4H, H), peep (dirs, 3, H), lengths (B,)
+// xg (B, T, dirs, GH), bias (dirs, GH), w_hh (dirs, GH, H), peep (dirs, P, H), lengths (B,)
 // -> h, c (B, T, dirs, H) zero at padded frames; xg is overwritten with the gate
-// activations i, f, g, o (zero at padded frames), which backward needs.
-std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor& bias,
+// activations of the cell's gates (zero at padded frames), which backward needs.
+template <int64_t C>
+std::tuple<at::Tensor, at::Tensor> cell_forward(at::Tensor xg, const at::Tensor& bias,
                                                 const at::Tensor& w_hh, const at::Tensor& peep,
                                                 const at::Tensor& lengths) {
-  check_inputs(xg, w_hh, peep);
+  constexpr int64_t G = Layout<C>::G;
+  check_inputs(xg, w_hh, peep, G, Layout<C>::P);
   TORCH_CHECK(bias.is_contiguous() && bias.scalar_type() == xg.scalar_type() &&
                   bias.numel() == w_hh.size(0) * w_hh.size(1),
-              "expected a contiguous (dirs, 4H) bias");
+              "expected a contiguous (dirs, GH) bias");
   const int64_t B = xg.size(0), T = xg.size(1), dirs = xg.size(2), H = w_hh.size(2);
   const Schedule plan(lengths, T);
   auto h = at::empty({B, T, dirs, H}, xg.options());
@@ -315,14 +364,14 @@ std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor&
     // per direction and gate: W_hg^T, so that hz[:, gH:(g+1)H] = h_prev @ W_hg^T
     std::vector<Packed> w;
     for (int64_t d = 0; d < dirs; ++d) {
-      for (int64_t g = 0; g < 4; ++g) {
-        w.emplace_back(w_hh.data_ptr<scalar_t>() + (d * 4 + g) * H * H, H, H, 1, H);
+      for (int64_t g = 0; g < G; ++g) {
+        w.emplace_back(w_hh.data_ptr<scalar_t>() + (d * G + g) * H * H, H, H, 1, H);
       }
     }
     // state per direction: h of the step before and of this step, c, and W_h h_prev
     auto h_state = at::zeros({dirs, 2, B, H}, xg.options());
     auto c_state = at::zeros({dirs, B, H}, xg.options());
-    auto hz = at::zeros({dirs, B, 4 * H}, xg.options());
+    auto hz = at::zeros({dirs, B, G * H}, xg.options());
     scalar_t* z_p = xg.data_ptr<scalar_t>();
     scalar_t* h_p = h.data_ptr<scalar_t>();
     scalar_t* c_p = c.data_ptr<scalar_t>();
@@ -330,19 +379,19 @@ std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor&
       const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
       const scalar_t* h_before = h_state.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * H;
       scalar_t* h_now = h_state.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * H;
-      scalar_t* hz_d = hz.data_ptr<scalar_t>() + d * B * 4 * H;
+      scalar_t* hz_d = hz.data_ptr<scalar_t>() + d * B * G * H;
       if (s > 0) {  // h is zero before the first step, and so is hz
-        for (int64_t g = 0; g < 4; ++g) {
-          w[d * 4 + g].multiply(h_before, H, n, hz_d + g * H, 4 * H, first, last);
+        for (int64_t g = 0; g < G; ++g) {
+          w[d * G + g].multiply(h_before, H, n, hz_d + g * H, G * H, first, last);
         }
       }
-      const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
-      const scalar_t* b_d = bias.data_ptr<scalar_t>() + d * 4 * H;
+      const scalar_t* p = peep.data_ptr<scalar_t>() + d * Layout<C>::P * H;
+      const scalar_t* b_d = bias.data_ptr<scalar_t>() + d * G * H;
       scalar_t* c_d = c_state.data_ptr<scalar_t>() + d * B * H;
       for (int64_t r = 0; r < n; ++r) {
         const int64_t b = plan.order[r];
         const int64_t off = (b * T + plan.frame(d, s, b)) * dirs + d;
-        gates_forward<scalar_t>(H, first, last, z_p + off * 4 * H, b_d, hz_d + r * 4 * H, p,
+        gates_forward<scalar_t, C>(H, first, last, z_p + off * G * H, b_d, hz_d + r * G * H, p,
                                 c_d + r * H, h_now + r * H, h_p + off * H, c_p + off * H);
       }
     });
@@ -350,29 +399,31 @@ std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor&
   return {h, c};
 }
 
-// grad_h, c (B, T, dirs, H), act (B, T, dirs, 4H) from lstm_forward
-// -> dz (B, T, dirs, 4H): the error of each gate's pre-activation, zero at padding.
-at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
+// grad_h, c (B, T, dirs, H), act (B, T, dirs, GH) from cell_forward
+// -> dz (B, T, dirs, GH): the error of each gate's pre-activation, zero at padding.
+template <int64_t C>
+at::Tensor cell_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
                          const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths) {
-  check_inputs(act, w_hh, peep);
+  constexpr int64_t G = Layout<C>::G;
+  check_inputs(act, w_hh, peep, G, Layout<C>::P);
   TORCH_CHECK(grad_h.sizes() == c.sizes() && grad_h.is_contiguous() && c.is_contiguous(),
               "expected contiguous grad_h and c of one shape");
   const int64_t B = act.size(0), T = act.size(1), dirs = act.size(2), H = w_hh.size(2);
   const Schedule plan(lengths, T);
-  auto dz = at::empty({B, T, dirs, 4 * H}, act.options());
+  auto dz = at::empty({B, T, dirs, G * H}, act.options());
   plan.zero_padding(dz);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "peephole_lstm_backward", [&] {
     using Packed = PackedMatrix<scalar_t>;
     const Teams teams(dirs, H, Packed::NR);
     std::vector<Packed> w;  // W_h per direction, so that dh = dz @ W_h
     for (int64_t d = 0; d < dirs; ++d) {
-      w.emplace_back(w_hh.data_ptr<scalar_t>() + d * 4 * H * H, 4 * H, H, H, 1);
+      w.emplace_back(w_hh.data_ptr<scalar_t>() + d * G * H * H, G * H, H, H, 1);
     }
     // state per direction: W_h^T dz of the step after, the cell error carried back,
     // and dz of the step after and of this step
     auto dh_next = at::zeros({dirs, B, H}, act.options());
     auto dc_state = at::zeros({dirs, B, H}, act.options());
-    auto dz_rows = at::zeros({dirs, 2, B, 4 * H}, act.options());
+    auto dz_rows = at::zeros({dirs, 2, B, G * H}, act.options());
     const auto zero = at::zeros({H}, act.options());
     const scalar_t* grad_p = grad_h.data_ptr<scalar_t>();
     const scalar_t* c_p = c.data_ptr<scalar_t>();
@@ -381,13 +432,13 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
     const int64_t steps = plan.steps();
     teams.run(step_order(steps, true), [&](int64_t d, int64_t chunk, int64_t s) {
       const int64_t n = plan.live[s], first = teams.first(chunk), last = teams.last(chunk, H);
-      const scalar_t* dz_after = dz_rows.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * 4 * H;
-      scalar_t* dz_now = dz_rows.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * 4 * H;
+      const scalar_t* dz_after = dz_rows.data_ptr<scalar_t>() + ((d * 2 + (s + 1) % 2) * B) * G * H;
+      scalar_t* dz_now = dz_rows.data_ptr<scalar_t>() + ((d * 2 + s % 2) * B) * G * H;
       scalar_t* dh_d = dh_next.data_ptr<scalar_t>() + d * B * H;
       if (s + 1 < steps) {  // nothing comes back from beyond the last step
-        w[d].multiply(dz_after, 4 * H, plan.live[s + 1], dh_d, H, first, last);
+        w[d].multiply(dz_after, G * H, plan.live[s + 1], dh_d, H, first, last);
       }
-      const scalar_t* p = peep.data_ptr<scalar_t>() + d * 3 * H;
+      const scalar_t* p = peep.data_ptr<scalar_t>() + d * Layout<C>::P * H;
       scalar_t* dc_d = dc_state.data_ptr<scalar_t>() + d * B * H;
       for (int64_t r = 0; r < n; ++r) {
         const int64_t b = plan.order[r];
@@ -395,22 +446,48 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
         const scalar_t* c_prev = s > 0
             ? c_p + ((b * T + plan.frame(d, s - 1, b)) * dirs + d) * H
             : zero.data_ptr<scalar_t>();
-        gates_backward<scalar_t>(H, first, last, grad_p + off * H, dh_d + r * H,
-                                 act_p + off * 4 * H, c_p + off * H, c_prev, p, dc_d + r * H,
-                                 dz_now + r * 4 * H, dz_p + off * 4 * H);
+        gates_backward<scalar_t, C>(H, first, last, grad_p + off * H, dh_d + r * H,
+                                 act_p + off * G * H, c_p + off * H, c_prev, p, dc_d + r * H,
+                                 dz_now + r * G * H, dz_p + off * G * H);
       }
     });
   });
   return dz;
 }
 
+std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor& bias,
+                                                const at::Tensor& w_hh, const at::Tensor& peep,
+                                                const at::Tensor& lengths, int64_t cell) {
+  switch (cell) {
+    case PEEPHOLE: return cell_forward<PEEPHOLE>(xg, bias, w_hh, peep, lengths);
+    case CIFG: return cell_forward<CIFG>(xg, bias, w_hh, peep, lengths);
+    case NFG: return cell_forward<NFG>(xg, bias, w_hh, peep, lengths);
+    case NOG: return cell_forward<NOG>(xg, bias, w_hh, peep, lengths);
+    case NOAF: return cell_forward<NOAF>(xg, bias, w_hh, peep, lengths);
+  }
+  TORCH_CHECK(false, "unknown cell ", cell);
+}
+
+at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
+                         const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths,
+                         int64_t cell) {
+  switch (cell) {
+    case PEEPHOLE: return cell_backward<PEEPHOLE>(grad_h, w_hh, peep, c, act, lengths);
+    case CIFG: return cell_backward<CIFG>(grad_h, w_hh, peep, c, act, lengths);
+    case NFG: return cell_backward<NFG>(grad_h, w_hh, peep, c, act, lengths);
+    case NOG: return cell_backward<NOG>(grad_h, w_hh, peep, c, act, lengths);
+    case NOAF: return cell_backward<NOAF>(grad_h, w_hh, peep, c, act, lengths);
+  }
+  TORCH_CHECK(false, "unknown cell ", cell);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(asr_peephole_lstm, m) {
-  m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths)"
-        " -> (Tensor, Tensor)",
+  m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths,"
+        " int cell=0) -> (Tensor, Tensor)",
         &lstm_forward);
   m.def("backward(Tensor grad_h, Tensor w_hh, Tensor peep, Tensor c, Tensor act,"
-        " Tensor lengths) -> Tensor",
+        " Tensor lengths, int cell=0) -> Tensor",
         &lstm_backward);
 }
