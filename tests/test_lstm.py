@@ -21,6 +21,7 @@ from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
 from asr.errors import UserError
 from asr.lstm import PeepholeLSTM
+from tests.lstm_reference import reference
 
 KERNELS = ["cpp", "torch"]
 
@@ -61,47 +62,6 @@ def kernel(request, monkeypatch):
         chosen = torch_loop
     monkeypatch.setattr(asr.lstm, "_kernel", lambda device: chosen)
     return request.param
-
-
-def reference(model: PeepholeLSTM, x: torch.Tensor, lengths) -> torch.Tensor:
-    """The equations, one frame at a time, for each sequence and direction on its own."""
-    B, T, _ = x.shape
-    H, dirs = model.hidden_size, model.num_directions
-    out = torch.zeros(B, T, dirs * H, dtype=torch.float64)
-    for b in range(B):
-        layer_input = x[b, : int(lengths[b])].double()
-        for k in range(model.num_layers):
-            outputs = []
-            for sfx in model._suffixes:
-                def param(name, k=k, sfx=sfx):
-                    return getattr(model, f"{name}_l{k}{sfx}").detach().double()
-
-                W_x, W_h, bias = param("weight_ih"), param("weight_hh"), param("bias")
-                W_xi, W_xf, W_xg, W_xo = W_x.chunk(4)
-                W_hi, W_hf, W_hg, W_ho = W_h.chunk(4)
-                b_i, b_f, b_g, b_o = bias.chunk(4)
-                if model.peepholes:
-                    p_i, p_f, p_o = param("peephole")
-                else:
-                    p_i = p_f = p_o = torch.zeros(H, dtype=torch.float64)
-                frames = range(len(layer_input))
-                if sfx == "_reverse":
-                    frames = reversed(frames)
-                h = c = torch.zeros(H, dtype=torch.float64)
-                result = torch.zeros(len(layer_input), H, dtype=torch.float64)
-                for t in frames:
-                    x_t = layer_input[t]
-                    i = torch.sigmoid(W_xi @ x_t + W_hi @ h + p_i * c + b_i)
-                    f = torch.sigmoid(W_xf @ x_t + W_hf @ h + p_f * c + b_f)
-                    g = torch.tanh(W_xg @ x_t + W_hg @ h + b_g)
-                    c = f * c + i * g
-                    o = torch.sigmoid(W_xo @ x_t + W_ho @ h + p_o * c + b_o)
-                    h = o * torch.tanh(c)
-                    result[t] = h
-                outputs.append(result)
-            layer_input = torch.cat(outputs, dim=1)
-        out[b, : len(layer_input)] = layer_input
-    return out
 
 
 def make_model(D=5, H=4, layers=2, bidirectional=True, peepholes=True, dtype=torch.float64, seed=0):
