@@ -239,6 +239,11 @@ class AugmentConfig:
         return (self.freq_masks > 0 and self.freq_mask_width > 0) or (self.time_masks > 0
                                                                       and self.time_mask_width > 0)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any effect is on: waveform effects or SpecAugment."""
+        return self.waveform_enabled or self.features_enabled
+
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "augment": AugmentConfig}
 

@@ -99,7 +99,7 @@ class Frontend:
 
     def augmenter(self, augment):
         """The `asr.augment.Augmenter` for `augment` (an AugmentConfig), or None when it turns nothing on."""
-        if augment.waveform_enabled or augment.features_enabled:
+        if augment.enabled:
             raise UserError(f"features.kind={self.config.kind}: the {self.modality} front end has no augmentation "
                             "yet; remove the augment section (or set its probabilities and mask counts to 0)")
         return None
@@ -162,7 +162,7 @@ class AudioFrontend(Frontend):
         return load_audio(path, self.config.sample_rate, raw=self.raw)
 
     def augmenter(self, augment):
-        if not (augment.waveform_enabled or augment.features_enabled):
+        if not augment.enabled:
             return None
         from asr.augment import Augmenter  # noqa: PLC0415 (scipy and the effects only when asked for)
         return Augmenter.for_features(augment, self.config)

@@ -294,16 +294,18 @@ def word_bias(tokens: TokenSet, hotwords: dict[str, float] | None, vocabulary: I
     if tokens.kind != "chars" or " " not in tokens.symbols:
         raise UserError(f"{source}: hotwords and a vocabulary need a character model with a space token; this "
                         f"model emits {tokens.kind} ({tokens.describe()}). Decode without them")
-    spell = lambda word: "".join(tokens.labels(word)).strip()  # noqa: E731
+    def spell(word: str) -> str:
+        return "".join(tokens.labels(word)).strip()
+
     normalised = {}
     for word, boost in (hotwords or {}).items():
         if not math.isfinite(boost):
             raise UserError(f"{source}: hotword {word!r} has boost {boost}; give a finite number, e.g. 1.0")
-        missing = tokens.unwritable(word)
-        if missing or not spell(word) or " " in spell(word):
+        missing, spelt = tokens.unwritable(word), spell(word)
+        if missing or not spelt or " " in spelt:
             problem = f"the model cannot write {''.join(missing)!r}" if missing else "a hotword is one word"
             raise UserError(f"{source}: hotword {word!r}: {problem}; give one word in the model's characters")
-        normalised[spell(word)] = boost
+        normalised[spelt] = boost
     words = None if vocabulary is None else {spell(word) for word in vocabulary} - {""}
     return WordBias(tokens.symbols, hotwords=normalised, vocabulary=words)
 
