@@ -12,6 +12,28 @@ import os
 import torch
 import torch.distributed as dist
 
+from asr.errors import UserError
+
+
+def choose_device(name: str, option: str, cpu_option: str) -> torch.device:
+    """The torch device `name` (auto, cpu, cuda, cuda:N) asks for; one this machine lacks is a one-line
+    UserError, not a CUDA traceback. `option` spells the setting in messages (``--device cuda``,
+    ``train.device=cuda``), `cpu_option` the fix (``--device cpu``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{option}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"{option}: not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{option}: this machine has no usable CUDA GPU; use {cpu_option} or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"{option}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0; "
+                        "use cuda:0")
+    return device
+
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1

@@ -83,14 +83,6 @@ class RunState:
     history: list = field(default_factory=list)
 
 
-def choose_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device={name} but no CUDA device is available; use train.device=cpu or auto")
-    return torch.device(name)
-
-
 def resume_config(payload: dict, requested: Config | None, overrides: list[str], source: Path) -> Config:
     """The config a resumed run continues with: the checkpoint's, with `overrides`.
 
@@ -175,7 +167,8 @@ class Trainer:
             raise UserError("no corpus given: pass --data CORPUS (a TIMIT tree, LibriSpeech folder, manifest...)")
         self.config, self.data_path = config, str(data)
         torch.manual_seed(config.train.seed)
-        self.device = dist.setup(choose_device(config.train.device))
+        device = dist.choose_device(config.train.device, f"train.device={config.train.device}", "train.device=cpu")
+        self.device = dist.setup(device)
         self.world, self.rank = dist.world_size(), dist.rank()
         # Locked before the data is read, so a refused folder costs nothing; only the main rank writes.
         self.folder = RunFolder(self.out, resume, overwrite) if dist.is_main() else None

@@ -104,28 +104,9 @@ def check_args(args: argparse.Namespace) -> None:
                         "dev split)")
 
 
-def choose_device(name: str) -> str:
-    """The torch device for --device; one that this machine lacks is a user error, not a CUDA traceback."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
-                        f"numbered from 0; use cuda:0")
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {name}: not supported; use auto, cpu, cuda or cuda:N")
-    return name
-
-
 def make_transcriber(args: argparse.Namespace):
     from asr.audio import RawFormat
+    from asr.distributed import choose_device
     from asr.transcribe import Transcriber, parse_hotword, read_word_list
 
     raw = RawFormat(args.raw_rate, args.raw_encoding) if args.raw_rate else None
@@ -141,8 +122,9 @@ def make_transcriber(args: argparse.Namespace):
     vocabulary = list(read_word_list(args.vocabulary)) if args.vocabulary else None
     if vocabulary == []:
         raise UserError(f"--vocabulary {args.vocabulary}: the file holds no words; give one word a line")
+    device = choose_device(args.device, f"--device {args.device}", "--device cpu")
     transcriber = Transcriber.from_checkpoint(args.checkpoint, lm_path=args.lm, use_lm=not args.no_lm, raw=raw,
-                                              device=choose_device(args.device), chunk_seconds=args.chunk_seconds,
+                                              device=device, chunk_seconds=args.chunk_seconds,
                                               hotwords=hotwords, vocabulary=vocabulary, **options)
     if transcriber.bias is not None and args.beam is None and transcriber.beam_size <= 1:
         transcriber.beam_size = 16  # biasing needs hypotheses to choose among
