@@ -27,7 +27,7 @@ train.max_frames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -242,6 +242,34 @@ class FeatureDataset(torch.utils.data.Dataset):
     def batch(self, indices: Sequence[int], epoch: int | None = None) -> Batch:
         """The utterances at `indices`, augmented as in `epoch` if the set is augmented."""
         return collate([self.example(i, epoch) for i in indices])
+
+
+class _EpochBatches(torch.utils.data.Dataset):
+    """One epoch's batches, as `FeatureDataset.batch` builds them, for worker processes."""
+
+    def __init__(self, dataset: FeatureDataset, batches: Sequence[Sequence[int]], epoch: int):
+        self.dataset, self.batches, self.epoch = dataset, batches, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int) -> Batch:
+        return self.dataset.batch(self.batches[k], self.epoch)
+
+
+def epoch_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]], epoch: int,
+                  num_workers: int = 0) -> Iterator[Batch]:
+    """The training batches of `epoch`, in order. Waveform augmentation (the costly part: the
+    effects, then features again) runs in `num_workers` processes when asked; each utterance's
+    effects are drawn from its own (seed, epoch, index) generator, so the batches are the same
+    whichever process builds them, and a resumed run still sees what it would have seen."""
+    augmenter = dataset.augmenter
+    if num_workers == 0 or augmenter is None or not augmenter.waveform_enabled:
+        return (dataset.batch(indices, epoch) for indices in batches)
+    loader = torch.utils.data.DataLoader(_EpochBatches(dataset, batches, epoch), batch_size=None,
+                                         num_workers=num_workers, worker_init_fn=_one_thread,
+                                         prefetch_factor=4)
+    return iter(loader)
 
 
 def _other(index: int, count: int, rng: torch.Generator) -> int:

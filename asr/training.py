@@ -44,7 +44,7 @@ from asr.checkpoint import check_fits, load_checkpoint, load_weights, model_payl
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
 from asr.corpora.batching import LengthBatchSampler
-from asr.dataset import Batch, FeatureDataset
+from asr.dataset import Batch, FeatureDataset, epoch_batches
 from asr.early_stopping import NOISE_PHASE, decide, note_score
 from asr.errors import UserError
 from asr.evaluation import corpus_counts, decode_sorted, primary_metric
@@ -332,12 +332,15 @@ class Trainer:
         self.sampler.set_epoch(state.epoch, start=state.batch)
         bar = tqdm(total=len(self.sampler.batches), initial=state.batch, desc=f"epoch {state.epoch + 1}",
                    unit="batch", disable=not dist.is_main(), leave=False, mininterval=1.0, dynamic_ncols=True)
-        for global_batch in self.sampler:
-            started = time.perf_counter()
-            batch = self.train_set.batch(global_batch[self.rank::self.world], epoch=state.epoch).to(self.device)
+        global_batches = list(self.sampler)
+        batches = epoch_batches(self.train_set, [b[self.rank::self.world] for b in global_batches], state.epoch,
+                                self.config.data.num_workers)
+        started = time.perf_counter()
+        for global_batch, batch in zip(global_batches, batches):
+            batch = batch.to(self.device)
             loss_sum, finite = self.train_step(batch, len(global_batch))
             state.batch, state.step = state.batch + 1, state.step + 1
-            elapsed = time.perf_counter() - started
+            elapsed, started = time.perf_counter() - started, time.perf_counter()
             state.train_seconds, state.epoch_seconds = state.train_seconds + elapsed, state.epoch_seconds + elapsed
             if finite:
                 state.epoch_loss += loss_sum

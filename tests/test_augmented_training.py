@@ -8,7 +8,7 @@ from test_training import ROOT, quiet, run_cli, tiny_config
 
 from asr import dataset as dataset_module
 from asr.config import Config, load_config
-from asr.dataset import _other
+from asr.dataset import _other, epoch_batches
 from asr.errors import UserError
 from asr.training import Trainer
 
@@ -37,6 +37,18 @@ def test_train_batches_are_augmented_per_epoch_and_reproducibly_and_dev_never(ti
     assert torch.equal(train.batch(indices).features, clean.features)
     assert run.dev_set.augmenter is None
     assert torch.equal(run.dev_set.batch([0, 1], epoch=0).features, run.dev_set.batch([0, 1]).features)
+
+
+def test_batches_built_in_worker_processes_are_those_of_the_main_process(tiny_timit, tmp_path):
+    train = trainer(tiny_timit, tmp_path, WAVE + SPEC, max_steps=1).train_set
+    batches = [[0, 5, 9], [1, 2], [7]]
+    here = list(epoch_batches(train, batches, epoch=2))
+    in_workers = list(epoch_batches(train, batches, epoch=2, num_workers=2))
+    assert len(in_workers) == len(batches)
+    for mine, theirs in zip(here, in_workers):
+        assert torch.equal(mine.features, theirs.features) and torch.equal(mine.targets, theirs.targets)
+        assert torch.equal(mine.lengths, theirs.lengths)
+    assert not torch.equal(here[0].features, next(epoch_batches(train, batches, epoch=3, num_workers=2)).features)
 
 
 def test_an_augmented_run_trains_and_differs_from_a_clean_one(tiny_timit, tmp_path, one_thread):
