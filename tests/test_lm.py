@@ -566,3 +566,26 @@ def test_the_cli_defaults_to_the_corpus_symbols_and_names_a_missing_split(tmp_pa
     assert set(load_arpa(tmp_path / "c.arpa").vocabulary) == {"<s>", "</s>", "<unk>", "h", "i", " ", "y", "o", "u"}
     with pytest.raises(UserError, match="no split 'dev'; it has train"):
         main(["--data", str(corpus), "--split", "dev", "--out", str(tmp_path / "d.arpa")])
+
+
+def test_the_cli_builds_a_word_model_from_a_text_file_and_the_same_as_from_a_corpus(tmp_path):
+    from asr.lm import main
+    sentences = ["The cat, sat.", "", "The  cat, sat.", "a dog sat"]
+    (tmp_path / "text.txt").write_text("\n".join(sentences) + "\n")
+    corpus = write_manifest_corpus(tmp_path / "corpus", {"train": [s for s in sentences if s]})
+    main(["--text", str(tmp_path / "text.txt"), "--tokens", "words", "--order", "2", "--out", str(tmp_path / "t.arpa")])
+    main(["--data", str(corpus), "--tokens", "words", "--order", "2", "--out", str(tmp_path / "c.arpa")])
+    assert (tmp_path / "t.arpa").read_text() == (tmp_path / "c.arpa").read_text()
+    assert "dog" in load_arpa(tmp_path / "t.arpa").vocabulary
+
+
+@pytest.mark.parametrize("content,tokens,message", [
+    (None, "words", "cannot read it"), ("\n\n", "words", "no sentences in it"),
+    ("a b\n", None, "holds no phone labels"), ("a b\n", "timit61", "holds no phone labels")])
+def test_the_cli_names_a_bad_text_file(tmp_path, content, tokens, message):
+    from asr.lm import main
+    path = tmp_path / "text.txt"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        main(["--text", str(path), *(["--tokens", tokens] if tokens else []), "--out", str(tmp_path / "t.arpa")])

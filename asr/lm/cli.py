@@ -2,6 +2,7 @@
 
     python -m asr.lm --data CORPUS --tokens timit61 --order 2 --out phones.arpa
     python -m asr.lm --data CORPUS --tokens chars --words --order 3 --prune 0 1 1 --out RUN/lm.arpa.gz
+    python -m asr.lm --text SENTENCES.txt --tokens words --order 3 --prune 0 1 1 --out words.arpa.gz
 
 Only the training split is read unless ``--split`` says otherwise: dev and test
 transcripts (and the text of recordings scored later) must never reach the LM,
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 from asr.cli import run
 from asr.errors import UserError
@@ -37,6 +40,23 @@ def transcripts_as_symbols(utterances, tokens_name: str, words: bool = False) ->
     return [[w for w in "".join(chars).split(" ") if w] for chars in labels] if words else labels
 
 
+class Sentence(NamedTuple):
+    """A line of a --text file, read as the transcript of an utterance."""
+    text: str
+
+
+def read_sentences(path: str) -> list[Sentence]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--text {path}: cannot read it ({error}); give a UTF-8 file of sentences, "
+                        "one a line") from None
+    sentences = [Sentence(line.strip()) for line in lines if line.strip()]
+    if not sentences:
+        raise UserError(f"--text {path}: no sentences in it; give one sentence a line")
+    return sentences
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse  # noqa: PLC0415
 
@@ -47,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "default: dev and test text must never enter it) and write it as ARPA (.arpa, or gzipped .arpa.gz). "
         "Use it with decode.py --lm, tune its weight with decode.py --tune-lm, and store it with the model "
         "with --save-lm-settings."))
-    parser.add_argument("--data", required=True, help="corpus (TIMIT tree, LibriSpeech, manifest, IAM)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="corpus (TIMIT tree, LibriSpeech, manifest, IAM)")
+    source.add_argument("--text", help="a UTF-8 file of training sentences, one a line (e.g. from "
+                                       "python -m data.synth_timit --lm-text); never test text")
     parser.add_argument("--split", default="train", help="split whose transcripts train it (default: train; "
                                                          "never a split you score on)")
     parser.add_argument("--tokens", choices=("timit61", "speech-chars", "chars", "words"),
@@ -62,16 +85,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "--prune 0 1 drops the bigrams and longer seen once (as KenLM's --prune)")
     parser.add_argument("--out", required=True, help="ARPA file to write (.gz: gzipped)")
     args = parser.parse_args(argv)
-    corpus = open_corpus(args.data)
-    if args.split not in corpus.splits:
-        raise UserError(f"{args.data}: no split {args.split!r}; it has {', '.join(corpus.splits)}")
-    tokens = args.tokens or corpus.default_tokens
-    sequences = transcripts_as_symbols(corpus.read(args.split), tokens, args.words)
+    if args.text is not None:
+        if args.tokens in (None, "timit61"):
+            raise UserError("--text holds no phone labels: give --tokens speech-chars, chars or words")
+        source, tokens, utterances = args.text, args.tokens, read_sentences(args.text)
+    else:
+        corpus = open_corpus(args.data)
+        if args.split not in corpus.splits:
+            raise UserError(f"{args.data}: no split {args.split!r}; it has {', '.join(corpus.splits)}")
+        source, tokens, utterances = f"{args.split} transcripts", args.tokens or corpus.default_tokens, \
+            corpus.read(args.split)
+    sequences = transcripts_as_symbols(utterances, tokens, args.words)
     lm = train_ngram(sequences, args.order, prune=args.prune)
     lm.write_arpa(args.out)
     sizes = ", ".join(f"{len(level)} {k + 1}-grams" for k, level in enumerate(lm.ngrams))
     symbols = "words" if args.words or tokens == "words" else tokens
-    print(f"{args.out}: {args.order}-gram over {symbols} from {len(sequences)} {args.split} transcripts "
+    print(f"{args.out}: {args.order}-gram over {symbols} from {len(sequences)} sentences of {source} "
           f"({sizes}; {os.path.getsize(args.out) / 1024:.0f} KiB)")
 
 
