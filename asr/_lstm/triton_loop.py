@@ -47,7 +47,7 @@ from asr._lstm.recurrence import CELLS, GATES, PEEPHOLES, _check_cell, _to_frame
 
 BLOCK = 256  # elements of (dirs, B, H) per program
 STEP_BUCKET = 32  # steps are rounded up to a multiple of this (shares graphs between batches)
-GRAPH_CACHE = 8  # captured graphs kept per direction of the pass (forward, backward)
+GRAPH_CACHE = 8  # shapes whose buffers and graphs are kept (each holds ~3 x steps x dirs x B x G floats)
 
 
 def interpreted() -> bool:
@@ -216,24 +216,27 @@ class _Loop:
 
 
 class _Graphs:
-    """The loops of one _Loop captured as CUDA graphs, on first use of each. The first step
-    runs once outside the capture (on a side stream, as torch asks) so that the Triton
-    kernel is compiled and cuBLAS is set up before capturing."""
+    """The loops of one _Loop captured as CUDA graphs, each on its first use. That first time
+    the loop also runs once uncaptured, on a side stream as torch asks, so that Triton has
+    compiled every specialisation it needs (it specialises on the alignment of the step's
+    slices, which differs between steps) and cuBLAS is set up before the capture."""
 
     def __init__(self, loop: _Loop):
         self.loop, self.graphs = loop, {}
 
-    def replay(self, name: str, warm_up):
+    def replay(self, name: str):
+        run = getattr(self.loop, name)
         graph = self.graphs.get(name)
         if graph is None:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                warm_up()
+                run()
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                getattr(self.loop, name)()
+            # thread_local: the backward pass captures on autograd's device thread
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                run()
             self.graphs[name] = graph
         graph.replay()
 
@@ -278,7 +281,7 @@ def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torc
     if graphs is None:
         loop.forward_loop()
     else:
-        graphs.replay("forward_loop", lambda: loop.forward_step(0))
+        graphs.replay("forward_loop")
     # _to_frames gathers into new tensors, so the static buffers may be reused at once
     return [_to_frames(y, lengths, T) for y in (loop.h[1:], loop.c[1:], loop.act)]
 
@@ -301,7 +304,7 @@ def backward(grad_h: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, c: to
     if graphs is None:
         loop.backward_loop()
     else:
-        graphs.replay("backward_loop", lambda: loop.backward_step(steps - 1))
+        graphs.replay("backward_loop")
     return _to_frames(loop.dz[:steps], lengths, T)
 
 
