@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import asr.lstm
+from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
 from asr.errors import UserError
 from asr.lstm import PeepholeLSTM
@@ -61,7 +62,7 @@ def _loop_inputs(cell, B, T, dirs, H, dtype, seed=0):
     torch.manual_seed(seed)
     return (torch.randn(B, T, dirs, G, dtype=dtype, device="cuda"),
             torch.randn(dirs, G, dtype=dtype, device="cuda"),
-            torch.randn(dirs, G, H, dtype=dtype, device="cuda") / H ** 0.5,
+            torch.randn(dirs, G, H, dtype=dtype, device="cuda") * (0.5 / H ** 0.5),  # contracting
             0.5 * torch.randn(dirs, len(peeps), H, dtype=dtype, device="cuda"),
             torch.randint(T // 2, T + 1, (B,)).index_fill_(0, torch.tensor([0]), T))
 
@@ -92,7 +93,7 @@ def test_cuda_loop_matches_the_torch_loop_in_float64(cell):
 @cuda
 @pytest.mark.parametrize("B,H", [(1, 250), (16, 250), (64, 512)])
 def test_cuda_loop_matches_the_torch_loop_in_float32(B, H):
-    _both_loops("peephole", B=B, T=300, dirs=2, H=H, dtype=torch.float32, tol=dict(rtol=1e-4, atol=1e-4))
+    _both_loops("peephole", B=B, T=300, dirs=2, H=H, dtype=torch.float32, tol=dict(rtol=1e-3, atol=1e-3))
 
 
 @pytest.mark.gpu
@@ -118,8 +119,10 @@ def test_cuda_graphs_change_nothing(cell, monkeypatch):
 @cuda
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
 @pytest.mark.parametrize("cell", ["peephole", "nog"])
-def test_cuda_layer_matches_cpu(cell, dtype, tol):
-    """A whole 3-layer PeepholeLSTM, forward and backward, on the GPU (Triton) and the CPU."""
+def test_cuda_layer_matches_cpu(cell, dtype, tol, monkeypatch):
+    """A whole 3-layer PeepholeLSTM, forward and backward, on the GPU (Triton) and the CPU
+    (the torch loop there, so that the GPU machine needs no C++ build)."""
+    monkeypatch.setattr(extension, "kernel", lambda: None)
     torch.manual_seed(0)
     model = PeepholeLSTM(7, 24, 3, cell=cell).to(dtype)
     model.reset_parameters(0.3)
@@ -136,3 +139,5 @@ def test_cuda_layer_matches_cpu(cell, dtype, tol):
     assert asr.lstm._kernel(torch.device("cuda")).__name__ == "asr._lstm.triton_loop"
     for a, b in zip(grads["cuda"], grads["cpu"]):
         torch.testing.assert_close(a.cpu(), b, rtol=tol, atol=tol)
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # the loop stays in the parameters' precision
+        assert model(x.cuda(), lengths).dtype == dtype

@@ -8,8 +8,8 @@ projections and the weight gradients stay outside, as large GEMMs in asr/lstm.py
 
 Per step, both directions at once (dirs is the batch dimension of the products):
 
-- forward: ONE ``baddbmm`` writes the pre-activations x_t + b + W_h h_{t-1} of every
-  gate into ``act[s]``; ONE Triton kernel then reads them with c_{t-1}, adds the
+- forward: ONE ``baddbmm_`` adds W_h h_{t-1} to x_t + b in ``act[s]``, giving the
+  pre-activations of every gate; ONE Triton kernel then reads them with c_{t-1}, adds the
   peepholes, applies the nonlinearities and writes the gate activations (over the
   pre-activations, in place), c_t and h_t;
 - backward: ONE ``baddbmm`` gives dh = grad_h + dz_{next} W_h; ONE Triton kernel
@@ -47,7 +47,12 @@ from asr._lstm.recurrence import CELLS, GATES, PEEPHOLES, _check_cell, _to_frame
 
 BLOCK = 256  # elements of (dirs, B, H) per program
 STEP_BUCKET = 32  # steps are rounded up to a multiple of this (shares graphs between batches)
-GRAPH_CACHE = 8  # shapes whose buffers and graphs are kept (each holds ~3 x steps x dirs x B x G floats)
+SIZES = ["n", "B", "H"]  # one compiled kernel for all sizes, rather than one per size class
+# Shapes whose buffers and graphs are kept, least recently used dropped first: at most this
+# many, of at most this many bytes of buffers in all (the newest is always kept). Many small
+# shapes fit (batch 1: ~25 step buckets for TIMIT's lengths, ~20 MB each at H = 250).
+GRAPH_CACHE = 32
+GRAPH_CACHE_BYTES = 2 << 30
 
 
 def interpreted() -> bool:
@@ -73,7 +78,7 @@ def _tanh(x):
     return tl.where(x >= 0, t, -t)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=SIZES)
 def _cell_forward(act, c_prev, c_out, h_out, peep, n, B, H,
                   HAS_F: tl.constexpr, CIFG: tl.constexpr, HAS_O: tl.constexpr, NOAF: tl.constexpr,
                   NG: tl.constexpr, NP: tl.constexpr, G_SLOT: tl.constexpr, O_SLOT: tl.constexpr,
@@ -114,7 +119,7 @@ def _cell_forward(act, c_prev, c_out, h_out, peep, n, B, H,
     tl.store(h_out + k, out, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=SIZES)
 def _cell_backward(dh, dc, c, c_prev, act, dz, peep, n, B, H,
                    HAS_F: tl.constexpr, CIFG: tl.constexpr, HAS_O: tl.constexpr, NOAF: tl.constexpr,
                    NG: tl.constexpr, NP: tl.constexpr, G_SLOT: tl.constexpr, O_SLOT: tl.constexpr,
@@ -180,7 +185,7 @@ class _Loop:
     dz has one zero slot past the last step, the error from after the end."""
 
     def __init__(self, dirs, B, H, steps, dtype, device, cell):
-        self.cell, self.flags = cell, _flags(cell)
+        self.cell, self.flags, self.device = cell, _flags(cell), device
         G = self.flags["NG"] * H
         self.n, self.B, self.H, self.steps = dirs * B * H, B, H, steps
         self.grid = (triton.cdiv(self.n, BLOCK),)
@@ -190,13 +195,14 @@ class _Loop:
 
         self.w_t, self.w = zeros(dirs, H, G), zeros(dirs, G, H)  # W_h^T (forward), W_h (backward)
         self.peep = zeros(dirs, self.flags["NP"], H)
-        self.x, self.act = zeros(steps, dirs, B, G), zeros(steps, dirs, B, G)
+        self.act = zeros(steps, dirs, B, G)  # forward: x_t + b, then the pre-activations, then gates
         self.h, self.c = zeros(steps + 1, dirs, B, H), zeros(steps + 1, dirs, B, H)
         self.grad, self.dz = zeros(steps, dirs, B, H), zeros(steps + 1, dirs, B, G)
         self.dh, self.dc = zeros(dirs, B, H), zeros(dirs, B, H)
+        self.bytes = sum(t.numel() * t.element_size() for t in vars(self).values() if torch.is_tensor(t))
 
     def forward_step(self, s):
-        torch.baddbmm(self.x[s], self.h[s], self.w_t, out=self.act[s])
+        self.act[s].baddbmm_(self.h[s], self.w_t)
         _cell_forward[self.grid](self.act[s], self.c[s], self.c[s + 1], self.h[s + 1], self.peep,
                                  self.n, self.B, self.H, **self.flags)
 
@@ -216,44 +222,48 @@ class _Loop:
 
 
 class _Graphs:
-    """The loops of one _Loop captured as CUDA graphs, each on its first use. That first time
-    the loop also runs once uncaptured, on a side stream as torch asks, so that Triton has
-    compiled every specialisation it needs (it specialises on the alignment of the step's
-    slices, which differs between steps) and cuBLAS is set up before the capture."""
+    """The loops of one _Loop captured as CUDA graphs. The first time, a loop runs uncaptured,
+    on a side stream as torch asks, and its results are the call's; then it is captured (a
+    capture runs nothing) for the calls after. That first run has Triton compile every
+    specialisation it needs (one per alignment of the steps' slices) and sets cuBLAS up, so
+    the capture sees launches only. Replays must not depend on what the first run leaves in
+    the buffers: the forward loop overwrites its pre-activations (act) with the gates."""
 
     def __init__(self, loop: _Loop):
         self.loop, self.graphs = loop, {}
 
-    def replay(self, name: str):
-        run = getattr(self.loop, name)
-        graph = self.graphs.get(name)
-        if graph is None:
+    def run(self, name: str):
+        loop = getattr(self.loop, name)
+        if name in self.graphs:
+            self.graphs[name].replay()
+            return
+        with torch.cuda.device(self.loop.device):  # streams and graph on the tensors' GPU
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                run()
+                loop()
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             # thread_local: the backward pass captures on autograd's device thread
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                run()
-            self.graphs[name] = graph
-        graph.replay()
+                loop()
+        self.graphs[name] = graph
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()  # key -> _Graphs, least recent first
 
 
 def _loop(dirs, B, H, steps, dtype, device, cell) -> tuple[_Loop, _Graphs | None]:
-    """A fresh _Loop, or with graphs the cached one of this shape (at most GRAPH_CACHE kept)."""
+    """A fresh _Loop, or with graphs the cached one of this shape."""
     if not graphs_enabled(device):
         return _Loop(dirs, B, H, steps, dtype, device, cell), None
     key = (dirs, B, H, steps, dtype, device, cell)
     if key not in _cache:
         _cache[key] = _Graphs(_Loop(*key))
-        if len(_cache) > GRAPH_CACHE:
-            _cache.popitem(last=False)
     _cache.move_to_end(key)
+    while len(_cache) > 1 and (len(_cache) > GRAPH_CACHE
+                               or sum(g.loop.bytes for g in _cache.values()) > GRAPH_CACHE_BYTES):
+        _cache.popitem(last=False)
     return _cache[key].loop, _cache[key]
 
 
@@ -275,13 +285,13 @@ def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torc
         zeros = xg.new_zeros(B, T, dirs, H)
         return [zeros, zeros.clone(), xg.new_zeros(B, T, dirs, G)]
     loop, graphs = _loop(dirs, B, H, steps, xg.dtype, xg.device, cell)
-    torch.add(_to_steps(xg, lengths, steps), bias[:, None, :], out=loop.x)
+    torch.add(_to_steps(xg, lengths, steps), bias[:, None, :], out=loop.act)
     loop.w_t.copy_(w_hh.transpose(1, 2))
     loop.peep.copy_(peep)
     if graphs is None:
         loop.forward_loop()
     else:
-        graphs.replay("forward_loop")
+        graphs.run("forward_loop")
     # _to_frames gathers into new tensors, so the static buffers may be reused at once
     return [_to_frames(y, lengths, T) for y in (loop.h[1:], loop.c[1:], loop.act)]
 
@@ -304,7 +314,7 @@ def backward(grad_h: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor, c: to
     if graphs is None:
         loop.backward_loop()
     else:
-        graphs.replay("backward_loop")
+        graphs.run("backward_loop")
     return _to_frames(loop.dz[:steps], lengths, T)
 
 
