@@ -158,7 +158,8 @@ def _warn_once(message: str) -> None:
 @functools.cache
 def kernel() -> CppKernel | None:
     """The C++ kernel, built on first use; None where it cannot be had (unless required)."""
-    if choice() in ("torch", "triton"):
+    chosen = choice()
+    if chosen in ("torch", "triton"):
         return None
     try:
         if shutil.which(os.environ.get("CXX", "c++")) is None:
@@ -171,7 +172,7 @@ def kernel() -> CppKernel | None:
         torch.ops.load_library(str(lib))
         return CppKernel(getattr(torch.ops, NAMESPACE))
     except Exception as error:  # any failure here only costs speed, unless the kernel is required
-        if choice == "cpp":
+        if chosen == "cpp":
             raise UserError(f"ASR_LSTM_KERNEL=cpp: the C++ LSTM kernel could not be built ({error}). "
                             "Install a C++ compiler (install.sh), or unset ASR_LSTM_KERNEL to fall back "
                             "to the plain torch loop") from error
