@@ -259,7 +259,8 @@ def _loop(dirs, B, H, steps, dtype, device, cell) -> tuple[_Loop, _Graphs | None
         return _Loop(dirs, B, H, steps, dtype, device, cell), None
     key = (dirs, B, H, steps, dtype, device, cell)
     if key not in _cache:
-        _cache[key] = _Graphs(_Loop(*key))
+        with torch.inference_mode(False):  # buffers that later calls, in any mode, may update
+            _cache[key] = _Graphs(_Loop(*key))
     _cache.move_to_end(key)
     while len(_cache) > 1 and (len(_cache) > GRAPH_CACHE
                                or sum(g.loop.bytes for g in _cache.values()) > GRAPH_CACHE_BYTES):
