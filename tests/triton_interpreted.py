@@ -88,3 +88,39 @@ def test_gradients_match_finite_differences(cell):
         return torch.func.functional_call(model, dict(zip(names, parameters)), (x, lengths))
 
     assert torch.autograd.gradcheck(run, (x, *model.parameters()), fast_mode=True)
+
+
+class _ReplayedGraph:
+    """Stands in for a captured CUDA graph: replaying runs the loop again."""
+
+    def __init__(self, loop):
+        self.replay = loop
+
+
+def test_the_graph_cache_logic(monkeypatch):
+    """The graph path without a GPU: the first call of a shape runs the loop and 'captures' it,
+    later calls (other lengths in the same step bucket, other weights) replay it over refilled
+    buffers, and the cache stays within its bounds. Only the capture itself needs CUDA."""
+    def run_and_capture(self, loop):
+        loop()
+        return _ReplayedGraph(loop)
+
+    monkeypatch.setattr(triton_loop, "graphs_enabled", lambda device: True)
+    monkeypatch.setattr(triton_loop._Graphs, "_run_and_capture", run_and_capture)
+    monkeypatch.setattr(triton_loop, "STEP_BUCKET", 4)
+    monkeypatch.setattr(triton_loop, "GRAPH_CACHE", 2)
+    monkeypatch.setattr(triton_loop, "_cache", type(triton_loop._cache)())
+    for seed, lengths, cell in [(1, [5, 2, 4], "peephole"), (2, [6, 3, 1], "peephole"), (3, [5, 5, 5], "peephole"),
+                                (4, [2, 1, 1], "peephole"), (5, [6, 2, 4], "cifg"), (6, [6, 2, 4], "peephole")]:
+        xg, bias, w_hh, peep = random_loop_inputs(cell, B=3, T=6, dirs=2, H=4, seed=seed)
+        lengths = torch.tensor(lengths)
+        ours = triton_loop.forward(xg, bias, w_hh, peep, lengths, cell)
+        theirs = torch_loop.forward(xg, bias, w_hh, peep, lengths, cell)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, **EXACT)
+        grad_h = torch.randn(3, 6, 2, 4, dtype=torch.float64)
+        torch.testing.assert_close(triton_loop.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths, cell),
+                                   torch_loop.backward(grad_h, w_hh, peep, *theirs[1:], lengths, cell), **EXACT)
+    # least recently used first; peephole with 8 steps came back after its eviction, 4 steps went
+    assert [(key[-1], key[3]) for key in triton_loop._cache] == [("cifg", 8), ("peephole", 8)]
+    assert all(set(graphs.graphs) == {"forward_loop", "backward_loop"} for graphs in triton_loop._cache.values())

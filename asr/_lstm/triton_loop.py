@@ -233,10 +233,12 @@ class _Graphs:
         self.loop, self.graphs = loop, {}
 
     def run(self, name: str):
-        loop = getattr(self.loop, name)
         if name in self.graphs:
             self.graphs[name].replay()
-            return
+        else:
+            self.graphs[name] = self._run_and_capture(getattr(self.loop, name))
+
+    def _run_and_capture(self, loop) -> torch.cuda.CUDAGraph:
         with torch.cuda.device(self.loop.device):  # streams and graph on the tensors' GPU
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
@@ -247,7 +249,7 @@ class _Graphs:
             # thread_local: the backward pass captures on autograd's device thread
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 loop()
-        self.graphs[name] = graph
+        return graph
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()  # key -> _Graphs, least recent first
