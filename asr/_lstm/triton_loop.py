@@ -17,7 +17,7 @@ Per step, both directions at once (dirs is the batch dimension of the products):
   gates and the new dc.
 
 That is two launches per step where the plain torch loop has a dozen or more, and the
-GEMM stays on cuBLAS (a persistent kernel holding W_h on chip would beat it at small
+GEMM stays on cuBLAS (a persistent kernel holding W_h on chip might beat it at small
 batches, at the price of much more code). Two launches per step are still launch-bound
 at small batches, so the whole loop is captured once in a CUDA graph per shape (see
 `_Graphs`) and replayed: a 300-step layer becomes one graph launch.
