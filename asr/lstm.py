@@ -23,9 +23,15 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
 - only the recurrence is a time loop. On CPU it runs in C++
   (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once
   for a register-blocked product per step, and the bias, peepholes and gate
-  nonlinearities in one vectorised loop. Elsewhere (CUDA), or when the C++ build is
-  unavailable, the same algorithm runs in torch ops (asr/_lstm/recurrence.py), both
-  directions in one batched GEMM per step.
+  nonlinearities in one vectorised loop. On CUDA it runs in asr/_lstm/triton_loop.py:
+  per step one cuBLAS product for both directions and one fused Triton kernel for the
+  bias-added pre-activations -> gates, peepholes, c and h (backwards: one kernel for
+  all gate errors and the carried dc, one product for dh); the whole loop is captured
+  once per shape in a CUDA graph and replayed, so a 300-step layer is one launch, not
+  600 (``ASR_LSTM_CUDA_GRAPHS=0`` turns graphs off). Where neither is available (no
+  C++ compiler, no triton) the same algorithm runs in torch ops
+  (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
+  ``ASR_LSTM_KERNEL=auto|triton|cpp|torch`` chooses (asr/_lstm/extension.py).
 
 Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyssey"):
 
@@ -72,9 +78,12 @@ CELLS = (*LOOP_CELLS[:1], "vanilla", *LOOP_CELLS[1:], "gru", "rnn")
 
 
 def _kernel(device: torch.device):
-    """The time loop to run on `device`: the C++ ops on CPU when built, else torch ops."""
-    cpp = extension.kernel() if device.type == "cpu" else None
-    return cpp if cpp is not None else torch_loop
+    """The time loop to run on `device` (ASR_LSTM_KERNEL, asr/_lstm/extension.py): Triton on
+    CUDA when triton imports, the C++ ops on CPU when built, else torch ops."""
+    loop = extension.triton_loop(device)
+    if loop is None and device.type == "cpu":
+        loop = extension.kernel()
+    return loop if loop is not None else torch_loop
 
 
 def _no_autocast(device: torch.device):

@@ -11,13 +11,20 @@ Graves, Mohamed & Hinton 2013 (123 inputs): 1x250, 3x250, 5x250 bidirectional an
     python benchmarks/lstm.py --configs 3x250 --ragged --threads 2
     ASR_LSTM_KERNEL=torch python benchmarks/lstm.py   # the plain-torch time loop
     python benchmarks/lstm.py --configs 3x250 --threads 1 --cell cifg   # another cell
+    python benchmarks/lstm.py --device cuda --configs 3x250 3x512 --batch 1 16 64 [--ragged]
 
 With --cell, "ours" is that cell (asr/lstm.py); the baseline is still nn.LSTM.
+
+On CUDA, "ours" is the Triton loop with CUDA graphs (asr/_lstm/triton_loop.py), and two
+more rows time the same model with graphs off (ASR_LSTM_CUDA_GRAPHS=0) and on the plain
+torch loop (ASR_LSTM_KERNEL=torch); --variants chooses. Times there come from CUDA
+events around each pass (which include the Python launching it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -34,7 +41,29 @@ CONFIGS = {  # name: (layers, hidden, bidirectional)
     "3x250": (3, 250, True),
     "5x250": (5, 250, True),
     "3x421u": (3, 421, False),
+    "3x512": (3, 512, True),
 }
+DEFAULT_CONFIGS = ["1x250", "3x250", "5x250", "3x421u"]
+# name: the environment for "ours" (asr/lstm.py reads both variables at every call)
+VARIANTS = {
+    "ours": {},
+    "ours-nographs": {"ASR_LSTM_CUDA_GRAPHS": "0"},
+    "ours-torchloop": {"ASR_LSTM_KERNEL": "torch"},
+}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _sync(device: torch.device) -> None:
@@ -43,11 +72,17 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(run, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
+    if device.type == "cuda":  # events on the stream: launch to completion of the pass
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+    start_s = time.perf_counter()
     run()
-    _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start_s
 
 
 def _torch_runner(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, ragged: bool):
@@ -60,57 +95,72 @@ def _torch_runner(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, ragged:
     return run
 
 
-def _passes(model_run, x: torch.Tensor):
-    """(forward without autograd, forward + backward) for one model."""
+def _passes(model_run, x: torch.Tensor, env: dict[str, str] | None = None):
+    """(forward without autograd, forward + backward) for one model, in environment `env`."""
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), _environment(env or {}):
             model_run()
 
     def forward_backward():
         x.grad = None
-        model_run().sum().backward()
+        with _environment(env or {}):
+            model_run().sum().backward()
 
     return forward, forward_backward
 
 
-def bench(name: str, args, device: torch.device) -> dict[str, float]:
+def bench(name: str, batch: int, args, device: torch.device) -> dict[str, dict[str, float]]:
+    """{variant: figures} for each of args.variants, each against the same nn.LSTM runs."""
     layers, hidden, bidirectional = CONFIGS[name]
     torch.manual_seed(0)
     ours = PeepholeLSTM(123, hidden, layers, bidirectional, cell=args.cell).to(device)
     theirs = nn.LSTM(123, hidden, layers, bidirectional=bidirectional, batch_first=True).to(device)
-    x = torch.randn(args.batch, args.frames, 123, device=device, requires_grad=True)
+    x = torch.randn(batch, args.frames, 123, device=device, requires_grad=True)
     if args.ragged:
-        lengths = torch.randint(args.frames // 2, args.frames + 1, (args.batch,))
+        lengths = torch.randint(args.frames // 2, args.frames + 1, (batch,))
         lengths[0] = args.frames
     else:
-        lengths = torch.full((args.batch,), args.frames)
-    runs = {
-        "ours": _passes(lambda: ours(x, lengths), x),
-        "nn.LSTM": _passes(_torch_runner(theirs, x, lengths, args.ragged), x),
-    }
+        lengths = torch.full((batch,), args.frames)
+    runs = {variant: _passes(lambda: ours(x, lengths), x, VARIANTS[variant]) for variant in args.variants}
+    runs["nn.LSTM"] = _passes(_torch_runner(theirs, x, lengths, args.ragged), x)
     times = {(who, mode): [] for who in runs for mode in (0, 1)}
-    for repeat in range(args.repeats + 1):  # the first round warms up
+    for repeat in range(args.repeats + 1):  # the first round warms up (and captures graphs)
         for mode in (0, 1):
             for who, passes in runs.items():
                 elapsed = _timed(passes[mode], device)
                 if repeat:
                     times[who, mode].append(elapsed)
-    result = {}
-    for mode, label in ((0, "fwd"), (1, "fwd+bwd")):
-        ours_t, theirs_t = times["ours", mode], times["nn.LSTM", mode]
-        result[f"{label} ours s"] = statistics.median(ours_t)
-        result[f"{label} nn.LSTM s"] = statistics.median(theirs_t)
-        result[f"{label} ratio"] = statistics.median(a / b for a, b in zip(ours_t, theirs_t))
-        result[f"{label} best"] = min(ours_t) / min(theirs_t)
-    return result
+    results = {}
+    for variant in args.variants:
+        result = results[variant] = {}
+        for mode, label in ((0, "fwd"), (1, "fwd+bwd")):
+            ours_t, theirs_t = times[variant, mode], times["nn.LSTM", mode]
+            result[f"{label} ours s"] = statistics.median(ours_t)
+            result[f"{label} nn.LSTM s"] = statistics.median(theirs_t)
+            result[f"{label} ratio"] = statistics.median(a / b for a, b in zip(ours_t, theirs_t))
+            result[f"{label} best"] = min(ours_t) / min(theirs_t)
+    return results
+
+
+def _kernel_name(device: torch.device, cell: str) -> str:
+    loop = _kernel(device)
+    if cell not in LOOP_CELLS:
+        return "torch's fused op"
+    if isinstance(loop, CppKernel) and cell in loop.CELLS:
+        return "C++"
+    if getattr(loop, "__name__", "") == "asr._lstm.triton_loop":
+        return "Triton" + (" + CUDA graphs" if loop.graphs_enabled(device) else "")
+    return "torch ops"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--frames", "-T", type=int, default=300)
-    parser.add_argument("--batch", "-B", type=int, default=16)
+    parser.add_argument("--batch", "-B", type=int, nargs="+", default=[16])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,
+                        help="what 'ours' runs (default: ours; on CUDA all three)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--cell", default="peephole", choices=CELLS, help="the cell to time")
@@ -120,27 +170,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    loop = _kernel(device)
-    if args.cell not in LOOP_CELLS:
-        kernel = "torch's fused op"
-    elif isinstance(loop, CppKernel) and args.cell in loop.CELLS:
-        kernel = "C++"
-    else:
-        kernel = "torch ops"
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
-          f"cell {args.cell}, kernel {kernel}, "
-          f"T={args.frames} B={args.batch} {'ragged' if args.ragged else 'equal lengths'}, "
+    if args.variants is None:
+        args.variants = list(VARIANTS) if device.type == "cuda" and args.cell in LOOP_CELLS else ["ours"]
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {device} ({where}), cell {args.cell}, "
+          f"ours = {_kernel_name(device, args.cell)}, T={args.frames}, "
+          f"{'ragged' if args.ragged else 'equal lengths'}, "
           f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     print("seconds are medians; ratio = median of the paired ratios ours / nn.LSTM; "
           "best = fastest ours / fastest nn.LSTM")
     header = f"{'ours s':>8} {'nn.LSTM s':>9} {'ratio':>6} {'best':>6}"
-    print(f"{'':8} {'forward (no grad)':^32}   {'forward + backward':^32}")
-    print(f"{'config':8} {header}   {header}")
+    print(f"{'':29} {'forward (no grad)':^32}   {'forward + backward':^32}")
+    print(f"{'config':8} {'B':>4} {'ours':15} {header}   {header}")
     for name in args.configs:
-        r = bench(name, args, device)
-        cells = [f"{r[m + ' ours s']:8.3f} {r[m + ' nn.LSTM s']:9.3f} "
-                 f"{r[m + ' ratio']:6.2f} {r[m + ' best']:6.2f}" for m in ("fwd", "fwd+bwd")]
-        print(f"{name:8} {cells[0]}   {cells[1]}", flush=True)
+        for batch in args.batch:
+            for variant, r in bench(name, batch, args, device).items():
+                cells = [f"{r[m + ' ours s']:8.4f} {r[m + ' nn.LSTM s']:9.4f} "
+                         f"{r[m + ' ratio']:6.2f} {r[m + ' best']:6.2f}" for m in ("fwd", "fwd+bwd")]
+                print(f"{name:8} {batch:4} {variant:15} {cells[0]}   {cells[1]}", flush=True)
 
 
 if __name__ == "__main__":

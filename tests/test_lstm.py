@@ -350,7 +350,7 @@ def test_a_required_kernel_that_cannot_be_built_is_an_error(monkeypatch, tmp_pat
         with pytest.raises(UserError, match="ASR_LSTM_KERNEL=cpp: the C.. LSTM kernel could not be built"):
             extension.kernel()
         monkeypatch.setenv("ASR_LSTM_KERNEL", "cuda")
-        with pytest.raises(UserError, match="ASR_LSTM_KERNEL=cuda: choose one of auto, cpp, torch"):
+        with pytest.raises(UserError, match="ASR_LSTM_KERNEL=cuda: choose one of auto, triton, cpp, torch"):
             extension.kernel()
         monkeypatch.setenv("ASR_LSTM_KERNEL", "torch")
         assert extension.kernel() is None

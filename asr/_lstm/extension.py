@@ -1,4 +1,5 @@
-"""Builds, caches and loads the C++ time loop (recurrence.cpp) for CPU tensors.
+"""Builds, caches and loads the C++ time loop (recurrence.cpp) for CPU tensors, and
+loads the Triton one (triton_loop.py) for CUDA tensors.
 
 The library is compiled once per source, compiler flags and torch version, by the
 system C++ compiler against torch's own headers and libraries (no ninja, no Python
@@ -11,7 +12,12 @@ Later imports only load it. ``ASR_LSTM_KERNEL`` chooses what happens when that f
 - ``cpp``: the kernel is required; a failure raises `UserError` instead, so that a
   broken build is an error rather than a silent slowdown (the tests treat ``CI=true``
   the same way: there the kernel's tests fail instead of skipping);
-- ``torch``: skips the build altogether.
+- ``torch``: skips the build altogether;
+- ``triton``: the Triton loop is required; it runs on CUDA tensors, and on CPU
+  tensors only in Triton's interpreter (``TRITON_INTERPRET=1``, for tests).
+
+The Triton loop is ``auto``'s choice for CUDA tensors whenever triton imports; where it
+does not (a CPU-only install), CUDA tensors get the plain torch loop, with one warning.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from asr.errors import UserError
 
 SOURCE = Path(__file__).with_name("recurrence.cpp")
 NAMESPACE = "asr_peephole_lstm"  # the TORCH_LIBRARY namespace in recurrence.cpp
-CHOICES = ("auto", "cpp", "torch")  # the values of ASR_LSTM_KERNEL
+CHOICES = ("auto", "triton", "cpp", "torch")  # the values of ASR_LSTM_KERNEL
 
 
 def _cpu_flags() -> list[str]:
@@ -104,13 +110,56 @@ class CppKernel:
         return self._ops.backward(grad_h, w_hh, peep, c, act, lengths, CELLS.index(cell))
 
 
+def choice() -> str:
+    """ASR_LSTM_KERNEL, checked."""
+    chosen = os.environ.get("ASR_LSTM_KERNEL", "auto")
+    if chosen not in CHOICES:
+        raise UserError(f"ASR_LSTM_KERNEL={chosen}: choose one of {', '.join(CHOICES)}")
+    return chosen
+
+
+@functools.cache
+def _triton_module():
+    """asr._lstm.triton_loop, or the error that importing it (triton) raised."""
+    try:
+        from asr._lstm import triton_loop
+        return triton_loop
+    except Exception as error:  # ImportError without triton; anything else from a broken install
+        return error
+
+
+def triton_loop(device: torch.device):
+    """The Triton time loop for tensors on `device`, or None where ASR_LSTM_KERNEL or the
+    device rule it out (or, with ``auto``, triton cannot be imported)."""
+    chosen = choice()
+    if chosen not in ("auto", "triton") or device.type not in ("cuda", "cpu"):
+        return None
+    if device.type == "cpu":
+        if chosen == "auto":
+            return None
+        if os.environ.get("TRITON_INTERPRET", "0") != "1":
+            raise UserError("ASR_LSTM_KERNEL=triton runs on CPU tensors only under TRITON_INTERPRET=1 "
+                            "(Triton's interpreter, for tests); unset ASR_LSTM_KERNEL for the C++ loop")
+    module = _triton_module()
+    if isinstance(module, Exception):
+        if chosen == "triton":
+            raise UserError(f"ASR_LSTM_KERNEL=triton: the Triton LSTM loop cannot be loaded ({module}). "
+                            "Install triton, or unset ASR_LSTM_KERNEL") from module
+        _warn_once(f"asr.lstm: Triton unavailable, using the plain torch loop on CUDA ({module})")
+        return None
+    return module
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 @functools.cache
 def kernel() -> CppKernel | None:
     """The C++ kernel, built on first use; None where it cannot be had (unless required)."""
-    choice = os.environ.get("ASR_LSTM_KERNEL", "auto")
-    if choice not in CHOICES:
-        raise UserError(f"ASR_LSTM_KERNEL={choice}: choose one of {', '.join(CHOICES)}")
-    if choice == "torch":
+    chosen = choice()
+    if chosen in ("torch", "triton"):
         return None
     try:
         if shutil.which(os.environ.get("CXX", "c++")) is None:
@@ -123,7 +172,7 @@ def kernel() -> CppKernel | None:
         torch.ops.load_library(str(lib))
         return CppKernel(getattr(torch.ops, NAMESPACE))
     except Exception as error:  # any failure here only costs speed, unless the kernel is required
-        if choice == "cpp":
+        if chosen == "cpp":
             raise UserError(f"ASR_LSTM_KERNEL=cpp: the C++ LSTM kernel could not be built ({error}). "
                             "Install a C++ compiler (install.sh), or unset ASR_LSTM_KERNEL to fall back "
                             "to the plain torch loop") from error
