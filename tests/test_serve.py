@@ -255,6 +255,7 @@ def browser(tmp_path):
     # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start
     process = subprocess.Popen([chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu",
                                 "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
+                                "--autoplay-policy=no-user-gesture-required",
                                 f"--user-data-dir={profile}", "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -299,3 +300,41 @@ def test_the_page_in_a_headless_browser_shows_the_apis_words(live_server, browse
     assert browser.evaluate("(() => { const c = document.getElementById('wave'); return c.getContext('2d')"
                             ".getImageData(0, 0, c.width, c.height).data.some(v => v > 0); })()")
 
+
+
+# What a microphone gives the page: the tone file played into a MediaRecorder (webm/opus, which the
+# server cannot read), then handed to the page's own transcribe() as a recording.
+RECORD_AND_TRANSCRIBE = """(async () => {
+  const bytes = Uint8Array.from(atob(WAV_BASE64), c => c.charCodeAt(0)).buffer;
+  const context = new AudioContext();
+  const source = context.createBufferSource();
+  source.buffer = await context.decodeAudioData(bytes);
+  const tap = context.createMediaStreamDestination();
+  source.connect(tap);
+  const recorder = new MediaRecorder(tap.stream), chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  const stopped = new Promise((done) => { recorder.onstop = done; });
+  recorder.start();
+  source.start();
+  source.onended = () => recorder.stop();
+  await stopped;
+  const webm = new Blob(chunks, {type: recorder.mimeType});
+  const form = new FormData();
+  form.append("file", webm, "recording.webm");
+  const direct = await fetch("v1/transcribe", {method: "POST", body: form});
+  await transcribe(webm, "recording.webm", true);
+  return [recorder.mimeType, direct.status];
+})()"""
+
+
+def test_the_page_sends_a_microphone_recording_as_wav(live_server, browser, tone_wav):
+    import base64
+
+    browser("Page.navigate", url=f"{live_server}/")
+    browser.wait_for("document.getElementById('model').textContent.startsWith('model tiny')")
+    script = RECORD_AND_TRANSCRIBE.replace("WAV_BASE64", repr(base64.b64encode(tone_wav.read_bytes()).decode()))
+    mime, direct_status = browser.evaluate(script)
+    assert mime.startswith("audio/webm") and direct_status == 415  # the server cannot read webm itself...
+    status = browser.evaluate(STATUS)  # ...the WAV the page makes of it, it can
+    assert status.startswith("recording.wav: "), status
+    assert browser.evaluate("document.querySelectorAll('#words .word').length") > 0
