@@ -41,6 +41,9 @@ from asr.cli import run
 from asr.errors import UserError
 
 MIB = 1024 * 1024
+# A client's beam is capped: the search's cost grows with it, and one request must not hold the one
+# decoding thread for minutes. decode.py's largest documented beam is 100.
+MAX_BEAM = 256
 
 
 @dataclasses.dataclass
@@ -164,8 +167,8 @@ class Service:
 
 def check_options(options: Options) -> None:
     """decode.py's checks of the same values, the form field named in each message."""
-    if options.beam is not None and options.beam < 1:
-        raise UserError(f"beam {options.beam}: must be at least 1")
+    if options.beam is not None and not 1 <= options.beam <= MAX_BEAM:
+        raise UserError(f"beam {options.beam}: must be from 1 to {MAX_BEAM} on this service")
     for name in ("lm_weight", "insertion_bonus"):
         value = getattr(options, name)
         if value is not None and not math.isfinite(value):

@@ -90,7 +90,8 @@ def test_decoding_options_are_decode_pys(client, transcriber, tone_wav):
     assert response.status_code == 200
     beam = Transcriber(transcriber.model, transcriber.config, transcriber.tokens, beam_size=4, insertion_bonus=0.5)
     assert [w["word"] for w in response.json()["words"]] == [w.word for w in beam.transcribe(tone_wav).words]
-    for fields, message in (({"beam": "0"}, "beam 0: must be at least 1"),
+    for fields, message in (({"beam": "0"}, "beam 0: must be from 1 to 256"),
+                            ({"beam": "100000"}, "beam 100000: must be from 1 to 256"),
                             ({"beam": "wide"}, "beam: Input should be a valid integer"),
                             ({"lm_weight": "nan"}, "lm_weight nan: give a finite number"),
                             ({"hotword": "tones"}, "need a character model")):
