@@ -11,6 +11,7 @@ APT_PACKAGES=(
   # real human recordings, for evaluation only (benchmarks/real_speech.py, tests/test_real_speech.py)
   pocketsphinx-testdata alsa-utils asterisk-core-sounds-en-wav asterisk-core-sounds-en
   g++  # builds the LSTM time loop (asr/_lstm); without it a slower plain-torch loop runs
+  chromium  # tests/test_serve.py drives the service's page in a headless browser
   # handwriting "writers" for the synthetic IAM-layout corpus
   fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
   fonts-kaushanscript fonts-kristi fonts-comic-neue fonts-leckerli-one fonts-lobster fonts-sjfonts
@@ -30,6 +31,7 @@ fi
 # pull several GB of CUDA wheels); every pip call gets the same constraints, so installing the
 # project cannot move one of the pair. pyproject.toml's own range also admits the GPU pair.
 python3 -m pip install -q -c constraints.txt torch torchaudio
-# bench: pocketsphinx and flashlight, the peers the tests compare with; augment: simulated rooms
-python3 -m pip install -q -c constraints.txt -e '.[test,bench,augment]'
+# bench: pocketsphinx and flashlight, the peers the tests compare with; augment: simulated rooms;
+# serve: the HTTP service (asr/serve.py)
+python3 -m pip install -q -c constraints.txt -e '.[test,bench,augment,serve]'
 echo "install.sh: done"

@@ -118,9 +118,14 @@ class Transcript:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_json_dict(self, **extra) -> dict:
+        """The record `to_json` writes, as plain data (`extra` fields first; non-finite numbers None):
+        ``decode.py --output-format json`` prints it per file, the service (`asr.serve`) returns it."""
+        return finite({**extra, **self.to_dict()})
+
     def to_json(self, **extra) -> str:
         """The transcript (and `extra` fields first) as one line of strict JSON."""
-        return json_text({**extra, **self.to_dict()})
+        return json_text(self.to_json_dict(**extra))
 
 
 def language_model(path: str | os.PathLike, tokens: TokenSet):
@@ -318,12 +323,19 @@ def read_word_list(path: str | os.PathLike, boosts: bool = False, default_boost:
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read the word list ({error}); give a UTF-8 text file, one word a line") \
             from None
+    return parse_word_list(lines, str(path), boosts, default_boost)
+
+
+def parse_word_list(lines: Iterable[str], source: str, boosts: bool = False,
+                    default_boost: float = 1.0) -> dict[str, float]:
+    """The lines of a word list (see `read_word_list`; also a service's form field) as {word: boost};
+    errors name `source` and the line number."""
     words = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        words.update(parse_hotword(line, default_boost, f"{path}:{number}") if boosts else {line: default_boost})
+        words.update(parse_hotword(line, default_boost, f"{source}:{number}") if boosts else {line: default_boost})
     return words
 
 

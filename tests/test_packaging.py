@@ -61,6 +61,7 @@ def test_the_wheel_ships_the_default_model_and_the_lstm_source(wheel):
             assert _sha256(archive.read(packaged)) == _sha256((pretrained.CHECKOUT / name).read_bytes())
         assert "asr/_lstm/recurrence.cpp" in names  # without it the fast CPU kernel never builds
         assert "asr/pretrained.py" in names
+        assert "asr/static/index.html" in names  # the service's page (asr/serve.py)
         # only the model card's three files: not the checkout's plots, logs or other runs
         assert {n for n in names if n.startswith("asr/_shipped/")} == {
             f"asr/_shipped/synth_small/{name}" for name in SHIPPED_FILES

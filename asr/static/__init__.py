@@ -1,0 +1,1 @@
+"""Files the service (`asr.serve`) sends as they are: index.html, the page at GET /."""
