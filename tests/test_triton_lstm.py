@@ -132,7 +132,7 @@ def test_cuda_layer_matches_cpu(cell, dtype, tol, monkeypatch):
     for device in ("cpu", "cuda"):
         model.zero_grad()
         model.to(device)
-        xd = x.to(device).requires_grad_()
+        xd = x.detach().to(device).requires_grad_()
         y = model(xd, lengths)
         (y * weight.to(device)).sum().backward()
         grads[device] = [y, xd.grad, *(p.grad for p in model.parameters())]
