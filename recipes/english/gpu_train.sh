@@ -9,7 +9,10 @@
 # audio) and a unidirectional one (for streaming). Both use torch's fused LSTM (cuDNN,
 # model.cell=vanilla): the fastest cell on a GPU today; Greff et al. (2017) found peepholes of
 # little consequence. $OUT gets each run's folder as a tarball (checkpoint split below the
-# 16 MB a returned file may have; `cat run.tar.part* | tar x` joins it).
+# 16 MB a returned file may have; `cat run.tar.part* | tar x` joins it). The run folders stay
+# apart from the corpus (a first try wrote both into one folder and tarred the corpus back).
+# Reading the corpus (features, waveforms into memory) takes about 2 minutes on 16 cores
+# before MINUTES of training start.
 set -uo pipefail
 MINUTES=${MINUTES:-4.5}
 OUT=${OUT:-/tmp/out}
@@ -20,12 +23,12 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 nproc; nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
-time python3 recipes/english/pack_corpus.py unpack "$CORPUS" /tmp/english --jobs 16 || exit 1
+time python3 recipes/english/pack_corpus.py unpack "$CORPUS" /tmp/corpus --jobs 16 || exit 1
 
 train() {  # name, workers, overrides...
   local name=$1 workers=$2; shift 2
-  timeout $(python3 -c "print(int(${MINUTES} * 60 + 130))") \
-    python3 train.py --config recipes/english/chars.yaml --data /tmp/english --out /tmp/$name \
+  timeout $(python3 -c "print(int(${MINUTES} * 60 + 180))") \
+    python3 train.py --config recipes/english/chars.yaml --data /tmp/corpus --out /tmp/runs/$name \
       model.cell=vanilla model.peepholes=false train.device=cuda train.batch_size=32 \
       train.max_minutes="$MINUTES" data.num_workers="$workers" "$@" > "$OUT/$name.log" 2>&1
   echo "$name: exit $?"
@@ -35,7 +38,7 @@ train english-uni 4 model.bidirectional=false model.hidden_size=384 &
 wait
 for name in english english-uni; do
   tail -c 3000 "$OUT/$name.log" | tr '\r' '\n' | grep -v '%|' | tail -25
-  rm -f /tmp/$name/last.pt /tmp/$name/.lock  # best.pt is what ships; last.pt holds the optimizer too
-  tar -C /tmp -cf - "$name" | split -b 15M - "$OUT/$name.tar.part"
+  rm -f /tmp/runs/$name/last.pt /tmp/runs/$name/.lock  # best.pt ships; last.pt holds the optimizer too
+  tar -C /tmp/runs -cf - "$name" | split -b 15M - "$OUT/$name.tar.part"
 done
 ls -la "$OUT"
