@@ -151,6 +151,16 @@ def fit_normalizer(model: CTCModel, dataset: FeatureDataset) -> None:
     model.normalizer.set_stats(stats)
 
 
+def _check_apart(out: Path, data: str) -> None:
+    """A run folder inside its corpus mixes the two: a manifest folder would read log.jsonl as
+    a manifest, and copying the corpus copies the checkpoints."""
+    run, corpus = out.resolve(), Path(data).resolve()
+    if run == corpus or corpus in run.parents:
+        where = "is the corpus folder" if run == corpus else "lies inside the corpus"
+        raise UserError(f"--out {out} {where} --data {data}: a run's files would mix with the corpus's; "
+                        "pick an --out folder outside it")
+
+
 class Trainer:
     """One training run: data, model, optimiser and state; `fit()` runs it to the end."""
 
@@ -166,6 +176,7 @@ class Trainer:
         if data is None:
             raise UserError("no corpus given: pass --data CORPUS (a TIMIT tree, LibriSpeech folder, manifest...)")
         self.config, self.data_path = config, str(data)
+        _check_apart(self.out, self.data_path)
         torch.manual_seed(config.train.seed)
         device = dist.choose_device(config.train.device, f"train.device={config.train.device}", "train.device=cpu")
         self.device = dist.setup(device)

@@ -206,6 +206,15 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tiny_timi
     assert Trainer(tiny_config(max_steps=1), tiny_timit, tmp_path, log=quiet).fit().step == 1
 
 
+@pytest.mark.parametrize("inside", ["", "runs/one"])
+def test_a_run_folder_in_the_corpus_is_refused_before_anything_is_written(tiny_timit, tmp_path, inside):
+    out = Path(tiny_timit) / inside
+    before = sorted(Path(tiny_timit).rglob("*"))
+    with pytest.raises(UserError, match="corpus.*pick an --out folder outside it"):
+        Trainer(tiny_config(), tiny_timit, out, log=quiet)
+    assert sorted(Path(tiny_timit).rglob("*")) == before
+
+
 def test_the_cli_refuses_an_existing_run_folder_in_one_line(tiny_timit, tmp_path):
     config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=1)
     (tmp_path / "run").mkdir()
