@@ -413,6 +413,19 @@ class Augmenter:
     def features_enabled(self) -> bool:
         return self.config.features_enabled
 
+    # asr.dataset's names, which asr.augment_image.ImageAugmenter shares: the input is the waveform
+    @property
+    def input_enabled(self) -> bool:
+        return self.waveform_enabled
+
+    def input(self, x: torch.Tensor, rng: torch.Generator, others=None) -> torch.Tensor:
+        return self.waveform(x, rng, others)
+
+    @property
+    def description(self) -> str:
+        return " + ".join(name for name, on in (("waveform effects", self.waveform_enabled),
+                                                ("SpecAugment", self.features_enabled)) if on)
+
     def waveform(self, x: torch.Tensor, rng: torch.Generator,
                  others: Sequence[torch.Tensor] | Callable[[torch.Generator], torch.Tensor] | None = None
                  ) -> torch.Tensor:
