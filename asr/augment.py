@@ -70,6 +70,10 @@ With only SpecAugment on (``augmenter.waveform_enabled`` false) the features can
 cached and be masked each epoch; waveform effects need the waveform every epoch.
 
 Cost: ``benchmarks/augment.py`` measures the whole chain against feature extraction.
+
+Text-line images have effects of their own, in the same ``augment:`` section
+(``image_*`` keys) and through the same dataset path: asr/augment_image.py. Each
+front end refuses the other kind's keys (`asr.frontend.Frontend.augmenter`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ A config file has five sections, each a dataclass::
     data:     {tokens: timit61}
     train:    {optimizer: sgd, lr: 1.0e-4, momentum: 0.9}
     augment:  {speed_prob: 1.0, noise_prob: 0.5, freq_masks: 2}    # asr/augment.py; off by default
+              # images: {image_elastic_prob: 0.5, image_jpeg_prob: 0.2}  (asr/augment_image.py)
 
 Every field has a default, so a file names only what differs. Command-line
 overrides use dotted keys (``train.lr=1e-3``). Every checkpoint carries its

@@ -56,16 +56,16 @@ HANDS: tuple[Hand, ...] = (
     Hand("leckerli", "fonts-leckerli-one", ("LeckerliOne-Regular.ttf",), "train"),
     Hand("lobster", "fonts-lobster", ("lobster.otf",), "train"),
     Hand("klee", "fonts-klee", ("KleeOne-Regular.ttf", "KleeOne-SemiBold.ttf"), "train"),
-    Hand("z003", "fonts-urw-base35", ("Z003-MediumItalic.otf",), "train"),
-    Hand("seto", "fonts-seto", ("setofont.ttf",), "train"),
-    Hand("yusei-magic", "fonts-yusei-magic", ("YuseiMagic-Regular.ttf",), "train"),
-    Hand("yozfont", "fonts-yozvox-yozfont-standard-kana", ("YOzRSP.ttf",), "train"),
     Hand("stevehand", "fonts-sjfonts", ("SteveHand.ttf",), "dev"),
     Hand("havana", "fonts-havana", ("Havana-Regular.otf",), "dev"),
     Hand("purisa", "fonts-tlwg-purisa-otf", ("Purisa.otf", "Purisa-Oblique.otf"), "test"),
     Hand("dancing", "fonts-dancingscript", ("DancingScript-Regular.otf", "DancingScript-Bold.otf"), "test"),
     Hand("delphine", "fonts-sjfonts", ("Delphine.ttf",), "test"),
     # after the first 16, so that their writer numbers stayed put
+    Hand("z003", "fonts-urw-base35", ("Z003-MediumItalic.otf",), "train"),
+    Hand("seto", "fonts-seto", ("setofont.ttf",), "train"),
+    Hand("yusei-magic", "fonts-yusei-magic", ("YuseiMagic-Regular.ttf",), "train"),
+    Hand("yozfont", "fonts-yozvox-yozfont-standard-kana", ("YOzRSP.ttf",), "train"),
     Hand("aoyagi-soseki", "fonts-aoyagi-soseki", ("aoyagi-soseki.ttf",), "dev"),
 )
 MAX_STROKE_WRITERS = 99 - len(HANDS)  # writer numbers are 2 digits in the IAM ids (s07-012-03)
