@@ -3,6 +3,8 @@ its generator, changes the line; the chain runs on training lines only, per (see
 audio effects on an image model, and image effects on an audio one, are refused."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +13,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from asr import augment_image as I
 from asr.augment import utterance_generator
-from asr.config import AugmentConfig, Config
+from asr.config import AugmentConfig, Config, load_config
 from asr.errors import UserError
 from asr.frontend import frontend_for
 from asr.image import ImageConfig, load_line_image
 from asr.training import Trainer
+from tests.conftest import assert_round_trips_as_plain_data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EFFECTS = ("crop", "shear", "elastic", "stroke", "blur", "texture", "jpeg")
 
@@ -159,3 +164,10 @@ def test_the_sources_are_the_loaded_line_images(tiny_lines):
     path = tiny_lines / "train0.png"
     assert torch.equal(frontend.source(path), load_line_image(path))
     assert torch.equal(frontend.from_source(frontend.source(path)), frontend(path))
+
+
+def test_the_augmented_recipe_is_the_lines_recipe_plus_image_effects_and_round_trips():
+    lines, augmented = (load_config(ROOT / f"recipes/handwriting/{name}.yaml") for name in ("lines", "augmented"))
+    assert augmented.augment.image_enabled and not augmented.augment.audio_enabled
+    assert replace(augmented, augment=lines.augment) == lines
+    assert_round_trips_as_plain_data(augmented)
