@@ -15,7 +15,9 @@ APT_PACKAGES=(
   # handwriting "writers" for the synthetic IAM-layout corpus
   fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-rufscript fonts-ecolier-court
   fonts-kaushanscript fonts-kristi fonts-comic-neue fonts-leckerli-one fonts-lobster fonts-sjfonts
-  fonts-havana fonts-tlwg-purisa-otf fonts-dancingscript
+  fonts-havana fonts-tlwg-purisa-otf fonts-dancingscript fonts-klee fonts-urw-base35 fonts-seto
+  fonts-yusei-magic fonts-yozvox-yozfont-standard-kana fonts-aoyagi-soseki
+  hershey-fonts-data  # single-stroke glyphs for the stroke writers (data/handwriting/strokes.py)
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -70,6 +70,10 @@ With only SpecAugment on (``augmenter.waveform_enabled`` false) the features can
 cached and be masked each epoch; waveform effects need the waveform every epoch.
 
 Cost: ``benchmarks/augment.py`` measures the whole chain against feature extraction.
+
+Text-line images have effects of their own, in the same ``augment:`` section
+(``image_*`` keys) and through the same dataset path: asr/augment_image.py. Each
+front end refuses the other kind's keys (`asr.frontend.Frontend.augmenter`).
 """
 
 from __future__ import annotations
@@ -412,6 +416,19 @@ class Augmenter:
     @property
     def features_enabled(self) -> bool:
         return self.config.features_enabled
+
+    # asr.dataset's names, which asr.augment_image.ImageAugmenter shares: the input is the waveform
+    @property
+    def input_enabled(self) -> bool:
+        return self.waveform_enabled
+
+    def input(self, x: torch.Tensor, rng: torch.Generator, others=None) -> torch.Tensor:
+        return self.waveform(x, rng, others)
+
+    @property
+    def description(self) -> str:
+        return " + ".join(name for name, on in (("waveform effects", self.waveform_enabled),
+                                                ("SpecAugment", self.features_enabled)) if on)
 
     def waveform(self, x: torch.Tensor, rng: torch.Generator,
                  others: Sequence[torch.Tensor] | Callable[[torch.Generator], torch.Tensor] | None = None

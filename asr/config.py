@@ -7,6 +7,7 @@ A config file has five sections, each a dataclass::
     data:     {tokens: timit61}
     train:    {optimizer: sgd, lr: 1.0e-4, momentum: 0.9}
     augment:  {speed_prob: 1.0, noise_prob: 0.5, freq_masks: 2}    # asr/augment.py; off by default
+              # images: {image_elastic_prob: 0.5, image_jpeg_prob: 0.2}  (asr/augment_image.py)
 
 Every field has a default, so a file names only what differs. Command-line
 overrides use dotted keys (``train.lr=1e-3``). Every checkpoint carries its
@@ -218,11 +219,29 @@ class AugmentConfig:
     time_masks: int = bounded(0, min=0)  # m_T
     time_mask_width: int = bounded(70, min=0)  # T: widths drawn from 0..T frames
     time_mask_ratio: float = bounded(0.2, above=0, max=1)  # p: no mask longer than p x the utterance
+    # Image effects (text-line images only; asr/augment_image.py). Lengths in fractions of the
+    # line's ink height, so that they mean the same at any scan resolution; stroke width in pixels.
+    image_crop_prob: float = bounded(0.0, min=0, max=1)
+    image_crop_max: float = bounded(0.08, min=0, max=0.3)  # cut at most this into the ink at each edge
+    image_shear_prob: float = bounded(0.0, min=0, max=1)
+    image_shear_max: float = bounded(10.0, min=0, max=45)  # degrees either way
+    image_elastic_prob: float = bounded(0.0, min=0, max=1)
+    image_elastic_alpha: float = bounded(0.04, min=0, max=0.5)  # peak displacement (Simard et al. 2003)
+    image_elastic_sigma: float = bounded(0.25, above=0, max=5)  # smoothness of the displacement field
+    image_stroke_prob: float = bounded(0.0, min=0, max=1)
+    image_stroke_max: int = bounded(1, min=1, max=4)  # pixels of dilation (thicker) or erosion (thinner)
+    image_blur_prob: float = bounded(0.0, min=0, max=1)
+    image_blur_max: float = bounded(1.2, above=0, max=10)  # Gaussian sigma, pixels
+    image_texture_prob: float = bounded(0.0, min=0, max=1)
+    image_texture_max: float = bounded(0.25, above=0, max=1)  # uneven ink and stained, grainy paper
+    image_jpeg_prob: float = bounded(0.0, min=0, max=1)
+    image_jpeg_quality_min: int = bounded(15, min=1, max=95)
+    image_jpeg_quality_max: int = bounded(75, min=1, max=95)
 
     def __post_init__(self) -> None:
         for low, high in (("vtlp_min", "vtlp_max"), ("rt60_min", "rt60_max"),
                           ("noise_snr_min", "noise_snr_max"), ("gain_min_db", "gain_max_db"),
-                          ("clip_min", "clip_max")):
+                          ("clip_min", "clip_max"), ("image_jpeg_quality_min", "image_jpeg_quality_max")):
             if getattr(self, low) > getattr(self, high):
                 raise UserError(f"augment.{low}={getattr(self, low)!r} must be at most "
                                 f"augment.{high}={getattr(self, high)!r}")
@@ -241,9 +260,29 @@ class AugmentConfig:
                                                                       and self.time_mask_width > 0)
 
     @property
-    def enabled(self) -> bool:
-        """Whether any effect is on: waveform effects or SpecAugment."""
+    def image_enabled(self) -> bool:
+        return any(p > 0 for p in self.image_probabilities().values())
+
+    def image_probabilities(self) -> dict[str, float]:
+        """Each image effect's probability by its key (image_crop_prob, ...)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.startswith("image_") and f.name.endswith("_prob")}
+
+    @property
+    def audio_enabled(self) -> bool:
+        """Whether a waveform effect or SpecAugment is on (audio models only)."""
         return self.waveform_enabled or self.features_enabled
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any effect is on: waveform effects, SpecAugment or image effects."""
+        return self.audio_enabled or self.image_enabled
+
+    def keys_on(self, image: bool) -> list[str]:
+        """The keys that turn on an image effect (`image`) or an audio one (otherwise), as set."""
+        names = [f.name for f in dataclasses.fields(self) if f.name.startswith("image_") == image]
+        on = [n for n in names if (n.endswith("_prob") or n in ("freq_masks", "time_masks")) and getattr(self, n) > 0]
+        return [f"{n}={getattr(self, n)!r}" for n in on]
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "augment": AugmentConfig}

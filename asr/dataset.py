@@ -11,14 +11,16 @@ mangled target. A phone token set on utterances without phone labels fails at
 once: every target would be empty.
 
 A training set can be augmented afresh every epoch (`FeatureDataset.augment_with`,
-asr/augment.py): utterance i of epoch e always gets the same augmentation, drawn
-from `utterance_generator(seed, e, i)`, whatever the batch order or the process, so
-a resumed run sees exactly what an uninterrupted one did. SpecAugment alone masks
-the cached features. Waveform effects need the waveform every epoch: the training
-waveforms are kept in memory up to `WAVEFORM_BUDGET` bytes (TIMIT's 3.1 hours are
-0.7 GB as float32), above it re-read from disk each epoch, then augmented and
-turned into features by the front end, then masked. An utterance that speed
-perturbation makes too short for its labels under CTC keeps its clean features
+asr/augment.py for audio, asr/augment_image.py for line images): utterance i of
+epoch e always gets the same augmentation, drawn from `utterance_generator(seed, e, i)`,
+whatever the batch order or the process, so a resumed run sees exactly what an
+uninterrupted one did. SpecAugment alone masks the cached features. Waveform and
+image effects need the front end's input every epoch (`Frontend.source`: the
+waveform, or the ink image): the training inputs are kept in memory up to
+`WAVEFORM_BUDGET` bytes (TIMIT's 3.1 hours are 0.7 GB as float32), above it re-read
+from disk each epoch, then augmented and turned into features by the front end,
+then masked. An utterance that speed perturbation (or an image crop) makes too
+short for its labels under CTC keeps its clean features
 for that epoch (still masked) rather than giving the batch an infinite loss.
 Batches are still formed on the clean lengths: with speed 0.9 and reverberation
 tails a batch can hold up to about 11 % (plus a tail each) more frames than
@@ -38,13 +40,15 @@ from tqdm import tqdm
 from asr.corpora.base import Utterance
 from asr.errors import UserError
 from asr.frontend import Frontend
+from asr.threads import one_thread
 from asr.tokens import TokenSet
 
 if TYPE_CHECKING:
     from asr.augment import Augmenter
+    from asr.augment_image import ImageAugmenter
 
 
-# Training waveforms kept in memory for waveform augmentation; above it they are re-read from disk
+# Training inputs (waveforms, line images) kept in memory for their augmentation; above it they are re-read from disk
 # every epoch (slower, but no corpus is refused for its size).
 WAVEFORM_BUDGET = 2 * 1024**3
 
@@ -172,7 +176,7 @@ class FeatureDataset(torch.utils.data.Dataset):
             self.features.append(feats)
             self.targets.append(torch.tensor(targets, dtype=torch.long))
         self.frontend, self.augmenter, self.seed = frontend, None, 0
-        self.waveforms: list[torch.Tensor] | None = None
+        self.sources: list[torch.Tensor] | None = None  # the training inputs, when kept in memory
         if not self.utterances:
             raise UserError(f"no usable utterances ({len(self.skipped)} set aside); first reason: "
                             f"{self.skipped[0] if self.skipped else 'the split is empty'}")
@@ -194,24 +198,24 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         return self.features[index], self.targets[index], index
 
-    def augment_with(self, augmenter: Augmenter, seed: int, budget: int | None = None) -> None:
+    def augment_with(self, augmenter: Augmenter | ImageAugmenter, seed: int, budget: int | None = None) -> None:
         """Augment `batch(..., epoch=e)` from now on (the training split only; the cached features
-        stay clean: the normalisation statistics are taken from them). Waveforms are kept in memory
-        if they fit `budget` bytes (default `WAVEFORM_BUDGET`)."""
+        stay clean: the normalisation statistics are taken from them). The inputs (waveforms, line
+        images) are kept in memory if they fit `budget` bytes (default `WAVEFORM_BUDGET`)."""
         self.augmenter, self.seed = augmenter, seed
         budget = WAVEFORM_BUDGET if budget is None else budget
-        if augmenter.waveform_enabled and self.waveform_bytes() <= budget:
-            self.waveforms = [self.frontend.waveform(u.path) for u in
-                              tqdm(self.utterances, desc="train waveforms", unit="utt", leave=False, mininterval=1.0)]
+        if augmenter.input_enabled and self.source_bytes() <= budget:
+            self.sources = [self.frontend.source(u.path) for u in
+                            tqdm(self.utterances, desc="train inputs", unit="utt", leave=False, mininterval=1.0)]
 
-    def waveform_bytes(self) -> int:
-        """About how much memory the training waveforms take as float32 (from the frame counts)."""
-        return self.num_frames() * self.frontend.frame_step * 4
+    def source_bytes(self) -> int:
+        """About how much memory the training inputs take as float32."""
+        return sum(self.frontend.source_bytes(u.path, len(f)) for u, f in zip(self.utterances, self.features))
 
-    def waveform(self, index: int) -> torch.Tensor:
-        if self.waveforms is not None:
-            return self.waveforms[index]
-        return self.frontend.waveform(self.utterances[index].path)
+    def source(self, index: int) -> torch.Tensor:
+        if self.sources is not None:
+            return self.sources[index]
+        return self.frontend.source(self.utterances[index].path)
 
     def example(self, index: int, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Utterance `index` as in epoch `epoch` of training: augmented if `augment_with` was called."""
@@ -219,17 +223,17 @@ class FeatureDataset(torch.utils.data.Dataset):
             return self[index]
         from asr.augment import utterance_generator  # noqa: PLC0415 (scipy and the effects only when augmenting)
         rng = utterance_generator(self.seed, epoch, index)
-        features = self._augmented_waveform(index, rng) if self.augmenter.waveform_enabled else self.features[index]
+        features = self._augmented_input(index, rng) if self.augmenter.input_enabled else self.features[index]
         return self.augmenter.features(features, rng), self.targets[index], index
 
-    def _augmented_waveform(self, index: int, rng: torch.Generator) -> torch.Tensor:
-        """Features of the utterance's waveform through the waveform effects; babble talkers are
+    def _augmented_input(self, index: int, rng: torch.Generator) -> torch.Tensor:
+        """Features of the utterance's input through the input effects; babble talkers are
         other training utterances, drawn with the utterance's own generator."""
-        waveform = self.augmenter.waveform(self.waveform(index), rng,
-                                           others=lambda g: self.waveform(_other(index, len(self), g)))
-        features = self.frontend.from_waveform(waveform)
+        source = self.augmenter.input(self.source(index), rng,
+                                      others=lambda g: self.source(_other(index, len(self), g)))
+        features = self.frontend.from_source(source)
         if features.shape[0] < ctc_min_frames(self.targets[index].tolist()):
-            return self.features[index]  # sped up below CTC's minimum: this epoch it goes clean
+            return self.features[index]  # sped up or cropped below CTC's minimum: this epoch it goes clean
         return features
 
     @property
@@ -241,7 +245,10 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def batch(self, indices: Sequence[int], epoch: int | None = None) -> Batch:
         """The utterances at `indices`, augmented as in `epoch` if the set is augmented."""
-        return collate([self.example(i, epoch) for i in indices])
+        if epoch is None or self.augmenter is None:
+            return collate([self[i] for i in indices])
+        with one_thread():  # each utterance's work is small: see asr.threads
+            return collate([self.example(i, epoch) for i in indices])
 
 
 class _EpochBatches(torch.utils.data.Dataset):

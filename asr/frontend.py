@@ -97,12 +97,27 @@ class Frontend:
         """The file's 1-D waveform at the config's rate, as `from_waveform` takes it (training augmentation)."""
         raise UserError(f"this model reads {self.modality}; it has no waveforms")
 
+    def source(self, path: str | os.PathLike) -> torch.Tensor:
+        """What augmentation works on, decoded from the file: the waveform, or the ink image."""
+        raise NotImplementedError
+
+    def from_source(self, source: torch.Tensor) -> torch.Tensor:
+        """The features ``(T, D)`` of a (possibly augmented) `source`."""
+        raise NotImplementedError
+
+    def source_bytes(self, path: str | os.PathLike, frames: int) -> int:
+        """About how much memory the file's `source` takes, given its feature frames."""
+        raise NotImplementedError
+
     def augmenter(self, augment):
-        """The `asr.augment.Augmenter` for `augment` (an AugmentConfig), or None when it turns nothing on."""
-        if augment.enabled:
-            raise UserError(f"features.kind={self.config.kind}: the {self.modality} front end has no augmentation "
-                            "yet; remove the augment section (or set its probabilities and mask counts to 0)")
-        return None
+        """The augmenter for `augment` (an AugmentConfig), or None when it turns nothing on; a
+        UserError naming the keys when it turns on effects for the other kind of input."""
+        raise NotImplementedError
+
+    def _refuse(self, keys: list[str], kind: str) -> None:
+        if keys:
+            raise UserError(f"features.kind={self.config.kind} reads {self.modality}, but {', '.join(keys)} "
+                            f"turn(s) on {kind} augmentation; set them to 0 (or remove them from the augment section)")
 
     @property
     def frame_step(self) -> int:
@@ -161,7 +176,17 @@ class AudioFrontend(Frontend):
         self.check(path)
         return load_audio(path, self.config.sample_rate, raw=self.raw)
 
+    def source(self, path: str | os.PathLike) -> torch.Tensor:
+        return self.waveform(path)
+
+    def from_source(self, source: torch.Tensor) -> torch.Tensor:
+        return self.from_waveform(source)
+
+    def source_bytes(self, path: str | os.PathLike, frames: int) -> int:
+        return frames * self.frame_step * 4  # float32 samples
+
     def augmenter(self, augment):
+        self._refuse(augment.keys_on(image=True), "image")
         if not augment.enabled:
             return None
         from asr.augment import Augmenter  # noqa: PLC0415 (scipy and the effects only when asked for)
@@ -249,8 +274,33 @@ class ImageFrontend(Frontend):
 
     def __call__(self, path: str | os.PathLike) -> torch.Tensor:
         from asr.image import image_frames  # noqa: PLC0415
+        from asr.threads import one_thread  # noqa: PLC0415
         self.check(path)
-        return image_frames(path, self.config)
+        with one_thread():
+            return image_frames(path, self.config)
+
+    def source(self, path: str | os.PathLike) -> torch.Tensor:
+        from asr.image import load_line_image  # noqa: PLC0415
+        self.check(path)
+        return load_line_image(path, self.config.ink)
+
+    def from_source(self, source: torch.Tensor) -> torch.Tensor:
+        from asr.image import line_frames  # noqa: PLC0415
+        from asr.threads import one_thread  # noqa: PLC0415
+        with one_thread():
+            return line_frames(source, self.config)
+
+    def source_bytes(self, path: str | os.PathLike, frames: int) -> int:
+        from PIL import Image  # noqa: PLC0415
+        with Image.open(path) as image:  # reads the header only
+            return image.width * image.height * 4  # float32 pixels
+
+    def augmenter(self, augment):
+        self._refuse(augment.keys_on(image=False), "audio")
+        if not augment.enabled:
+            return None
+        from asr.augment_image import ImageAugmenter  # noqa: PLC0415 (scipy and the effects only when asked for)
+        return ImageAugmenter(augment)
 
     def pieces(self, path, chunk_seconds, context_seconds):
         features = self(path)

@@ -463,12 +463,11 @@ class Trainer:
         data = self.train_set
         if data.augmenter is None:
             return ""
-        effects = " + ".join(name for name, on in (("waveform effects", data.augmenter.waveform_enabled),
-                                                   ("SpecAugment", data.augmenter.features_enabled)) if on)
-        if not data.augmenter.waveform_enabled:
+        effects = data.augmenter.description
+        if not data.augmenter.input_enabled:
             return f"\naugmentation: {effects}"
-        where = "kept in memory" if data.waveforms is not None else "re-read from disk every epoch (over the budget)"
-        return f"\naugmentation: {effects}; train waveforms ({data.waveform_bytes() / 1e6:.0f} MB) {where}"
+        where = "kept in memory" if data.sources is not None else "re-read from disk every epoch (over the budget)"
+        return f"\naugmentation: {effects}; train inputs ({data.source_bytes() / 1e6:.0f} MB) {where}"
 
     def fit(self) -> RunState:
         """Train until early stopping, a limit, or a stop request; the final state. Unlocks the folder."""

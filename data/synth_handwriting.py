@@ -2,8 +2,9 @@
 
     python -m data.synth_handwriting --out data/generated/synth-iam --lines 2000 --seed 0
 
-Each handwriting font family is one writer; the test and dev writers never
-appear in training, and the sentences are disjoint too. Deterministic for a
+Each handwriting font family is one writer, and so is each stroke writer (a
+seed: Hershey's single-stroke glyphs drawn in a hand of its own); the test and
+dev writers never appear in training, and the sentences are disjoint too. Deterministic for a
 seed whatever --jobs is; rerunning with the same settings resumes. The parts
 are in `data.handwriting` (see its docstring); this module is the command line.
 """
@@ -17,7 +18,8 @@ import time
 
 from asr.errors import UserError
 from data.handwriting.generate import generate
-from data.handwriting.hands import FONT_PACKAGES
+from data.handwriting.hands import FONT_PACKAGES, MAX_STROKE_WRITERS
+from data.handwriting.hershey import HERSHEY_PACKAGE
 from data.handwriting.text import ROLES
 from data.handwriting.tree import contact_sheet
 
@@ -29,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
             "Synthesise handwritten text lines from handwriting fonts (one font family = one writer) "
             "in the IAM layout: ascii/lines.txt, lines/<s01>/<form>/<line>.png, writer-disjoint "
             "trainset.txt / validationset1.txt / testset.txt, and train/dev/test.jsonl manifests. "
-            f"Fonts come from the Debian packages {', '.join(FONT_PACKAGES)}."
+            f"Fonts come from the Debian packages {', '.join(FONT_PACKAGES)}; stroke writers draw "
+            f"Hershey's single-stroke glyphs from {HERSHEY_PACKAGE}."
         ),
     )
     p.add_argument("--out", default="data/generated/synth-iam", help="corpus folder (default: %(default)s)")
@@ -50,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
         "--test-fraction", type=float, default=0.1,
         help="share of lines (and sentences) for test (default: %(default)s)",
     )
+    p.add_argument(
+        "--stroke-writers", type=int, default=24,
+        help=f"stroke writers (pen trajectories, each its own hand), 1 in 8 for dev and 1 in 8 for test; "
+        f"0..{MAX_STROKE_WRITERS} (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings in --out")
     p.add_argument("--sheet", metavar="PNG", help="also write a PNG of a few lines of each split")
     return p
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         specs = generate(
             args.out, args.lines, args.seed, args.jobs, tuple(s for s in args.sources.split(",") if s),
-            args.dev_fraction, args.test_fraction, args.overwrite,
+            args.dev_fraction, args.test_fraction, args.overwrite, stroke_writers=args.stroke_writers,
         )
         seconds = time.perf_counter() - start
         if args.sheet:

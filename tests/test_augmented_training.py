@@ -65,10 +65,10 @@ def test_an_augmented_run_trains_and_differs_from_a_clean_one(tiny_timit, tmp_pa
 
 def test_waveforms_re_read_from_disk_above_the_budget_give_the_same_batches(tiny_timit, tmp_path, monkeypatch):
     in_memory = trainer(tiny_timit, tmp_path / "memory", WAVE, max_steps=1)
-    assert in_memory.train_set.waveforms is not None and "kept in memory" in in_memory.describe()
+    assert in_memory.train_set.sources is not None and "kept in memory" in in_memory.describe()
     monkeypatch.setattr(dataset_module, "WAVEFORM_BUDGET", 0)
     from_disk = trainer(tiny_timit, tmp_path / "disk", WAVE, max_steps=1)
-    assert from_disk.train_set.waveforms is None and "re-read from disk" in from_disk.describe()
+    assert from_disk.train_set.sources is None and "re-read from disk" in from_disk.describe()
     for epoch in (0, 3):
         a, b = in_memory.train_set.batch([1, 2, 3], epoch), from_disk.train_set.batch([1, 2, 3], epoch)
         assert torch.equal(a.features, b.features)
@@ -96,14 +96,22 @@ def test_a_run_on_utterances_at_ctcs_limit_never_skips_a_step(tiny_timit, tmp_pa
 
 
 @pytest.mark.parametrize("augment", [["augment.speed_prob=0.5"], ["augment.freq_masks=1"]])
-def test_augmenting_images_is_refused_at_start_in_one_line(tiny_timit, tmp_path, augment):
+def test_audio_augmentation_of_images_is_refused_at_start_in_one_line(tiny_timit, tmp_path, augment):
     config = Config.from_dict({"features": {"kind": "image", "height": 16}, "data": {"tokens": "chars"}})
-    with pytest.raises(UserError, match=r"features.kind=image: the image front end has no augmentation yet; "
-                                        r"remove the augment section") as caught:
+    key = augment[0].removeprefix("augment.")
+    with pytest.raises(UserError, match=rf"features.kind=image reads image, but {key} turn\(s\) on audio "
+                                        r"augmentation; set them to 0") as caught:
         Trainer(config.override(augment), tiny_timit, tmp_path, log=quiet)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "last.pt").exists()
 
+
+def test_image_augmentation_of_audio_is_refused_at_start_in_one_line(tiny_timit, tmp_path):
+    with pytest.raises(UserError, match=r"features.kind=fbank reads audio, but image_blur_prob=0.5 turn\(s\) on "
+                                        r"image augmentation") as caught:
+        trainer(tiny_timit, tmp_path, ["augment.image_blur_prob=0.5"], max_steps=1)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_the_augmented_recipe_is_the_small_recipe_plus_an_augment_section():
@@ -124,5 +132,6 @@ def test_the_cli_refuses_augmenting_images_in_one_line(tiny_timit, tmp_path):
     config.write_text("features: {kind: image, height: 16}\ndata: {tokens: chars}\naugment: {noise_prob: 0.5}\n")
     result = run_cli("train.py", "--config", str(config), "--data", str(tiny_timit), "--out", str(tmp_path / "run"))
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().endswith("remove the augment section (or set its probabilities and mask counts to 0)")
+    assert result.stderr.strip().endswith("noise_prob=0.5 turn(s) on audio augmentation; set them to 0 "
+                                          "(or remove them from the augment section)")
     assert len(result.stderr.strip().splitlines()) == 1

@@ -26,7 +26,7 @@ from data.handwriting.render import render_line
 from data.handwriting.text import SOURCES, sentence_pools
 from data.handwriting.tree import Stats, line_stats, prepare_folder, write_index, write_png
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: more fonts, stroke writers
 
 
 def generate(
@@ -39,16 +39,17 @@ def generate(
     test_fraction: float = 0.1,
     overwrite: bool = False,
     progress: bool = True,
+    stroke_writers: int = 24,
 ) -> list[LineSpec]:
     """Write a synthetic IAM-layout corpus of `lines` text lines into `out`; return its plan."""
     _check_arguments(lines, sources, dev_fraction, test_fraction)
     out = Path(out)
-    hands = installed_hands()
+    hands = installed_hands(stroke_writers)
     pools = sentence_pools(tuple(sources), dev_fraction, test_fraction)
     specs = plan_corpus(pools, hands, lines, seed, dev_fraction, test_fraction)
     settings = {
         "version": GENERATOR_VERSION, "lines": lines, "seed": seed, "sources": list(sources),
-        "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "dev_fraction": dev_fraction, "test_fraction": test_fraction, "stroke_writers": stroke_writers,
         "fonts": sorted(f for _, _, fonts in hands for f in fonts),
     }
     prepare_folder(out, settings, overwrite)

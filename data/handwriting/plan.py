@@ -9,7 +9,7 @@ corpus whatever the number of processes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,10 +21,10 @@ from data.handwriting.text import ROLES
 class Pen:
     """How one form (page) is written: the same for all its lines."""
 
-    font: str
+    font: str  # a font file, or a stroke writer (`strokes.pen_font`)
     x_height: float  # pixels
     slant: float  # degrees, positive leans right
-    stroke: int  # -1 thinner, 0 as drawn, 1 bolder
+    stroke: int  # -1 thinner, 0 as drawn, 1 bolder (fonts; a stroke writer has its own pen width)
     ink: float  # darkness of the ink, 0..1
     paper: float  # brightness of the paper, 0..1
     spacing: float  # gap between words, in x-heights
@@ -69,10 +69,12 @@ def _plan_split(role: str, pool: list[str], writers, count: int, seed: int, firs
     forms_written = {number: 0 for number, _, _ in writers}
     specs: list[LineSpec] = []
     while len(specs) < count:
-        number, _, fonts = writers[sum(forms_written.values()) % len(writers)]
+        number, hand, fonts = writers[sum(forms_written.values()) % len(writers)]
         form = f"s{number:02d}-{forms_written[number]:03d}"
         forms_written[number] += 1
         pen = draw_pen(rng, fonts)
+        if hand.style is not None:  # a stroke writer slants as it always does, give or take a little
+            pen = replace(pen, slant=hand.style.slant + float(rng.normal(0, 2)))
         for k in range(min(int(rng.integers(4, 11)), count - len(specs))):
             sentence = pool[order[len(specs) % len(pool)]]
             if rng.random() < 0.5:

@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from data.handwriting.distortion import distort, on_paper
 from data.handwriting.plan import LineSpec, Pen
+from data.handwriting.strokes import is_stroke_pen, render_stroke_ink
 from data.handwriting.text import CHARACTERS
 
 
@@ -44,7 +45,8 @@ def sized_font(path: str, x_height: float) -> ImageFont.FreeTypeFont:
 def render_line(spec: LineSpec) -> np.ndarray:
     """The line image of `spec` (uint8 grey, dark ink on light paper); same spec, same pixels."""
     rng = np.random.default_rng(spec.seed)
-    return on_paper(render_ink(spec.text, spec.pen, rng), spec.pen, rng)
+    ink = render_stroke_ink if is_stroke_pen(spec.pen) else render_ink
+    return on_paper(ink(spec.text, spec.pen, rng), spec.pen, rng)
 
 
 def render_ink(text: str, pen: Pen, rng: np.random.Generator) -> np.ndarray:
