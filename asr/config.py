@@ -148,7 +148,7 @@ class DataConfig:
     dev_split: str = "dev"
     test_split: str = "test"
     max_utterances: int = bounded(0, min=0)  # use only the first N training utterances (0: all)
-    # processes for the features and, when augmenting the waveforms, each epoch's batches (0: none)
+    # processes for the features and, when augmenting the inputs, each epoch's batches (0: none)
     num_workers: int = bounded(0, min=0)
 
 

@@ -266,12 +266,12 @@ class _EpochBatches(torch.utils.data.Dataset):
 
 def epoch_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]], epoch: int,
                   num_workers: int = 0) -> Iterator[Batch]:
-    """The training batches of `epoch`, in order. Waveform augmentation (the costly part: the
-    effects, then features again) runs in `num_workers` processes when asked; each utterance's
+    """The training batches of `epoch`, in order. Input augmentation (the costly part: waveform
+    or image effects, then features again) runs in `num_workers` processes when asked; each utterance's
     effects are drawn from its own (seed, epoch, index) generator, so the batches are the same
     whichever process builds them, and a resumed run still sees what it would have seen."""
     augmenter = dataset.augmenter
-    if num_workers == 0 or augmenter is None or not augmenter.waveform_enabled:
+    if num_workers == 0 or augmenter is None or not augmenter.input_enabled:
         return (dataset.batch(indices, epoch) for indices in batches)
     loader = torch.utils.data.DataLoader(_EpochBatches(dataset, batches, epoch), batch_size=None,
                                          num_workers=num_workers, worker_init_fn=_one_thread,
