@@ -178,6 +178,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU)
     device: str = field(default="auto", metadata=DEVICE)  # whether CUDA exists is checked by training
     seed: int = bounded(0, min=0)  # numpy refuses negative seeds
+    # a new run starts from this checkpoint's weights (fine-tuning: same model and token set)
+    init_from: str = ""
     checkpoint_every: int = bounded(200, min=0)  # also save last.pt every N updates (0: only per epoch)
     max_bad_steps: int = bounded(5, min=1)  # consecutive non-finite losses that stop the run
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import distributed as dist
-from asr.checkpoint import check_fits, load_checkpoint, load_weights, model_payload, save_checkpoint
+from asr.checkpoint import check_fits, load_checkpoint, load_weights, model_payload, resolve, save_checkpoint
 from asr.config import Config, save_config
 from asr.corpora import open_corpus
 from asr.corpora.batching import LengthBatchSampler
@@ -198,12 +198,24 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.train)
         if payload is not None:
             self._restore(payload)
+        elif config.train.init_from:
+            self._initialise_from(Path(config.train.init_from))
         else:
             fit_normalizer(self.model, self.train_set)
         self.parallel_model = self._wrap(self.model)
         self.stop = StopRequest()
 
     # ---- set-up -------------------------------------------------------------------------
+
+    def _initialise_from(self, path: Path) -> None:
+        """Fine-tuning: every weight, the input normaliser's statistics included (the weights were
+        trained on inputs normalised by them), from the checkpoint at `path`."""
+        source = f"train.init_from={path}"
+        payload = load_checkpoint(resolve(path))
+        if TokenSet.from_dict(payload["tokens"]).to_dict() != self.tokens.to_dict():
+            raise UserError(f"{source}: its token set is not this run's; fine-tune with the data.tokens "
+                            "it was trained with")
+        load_weights(self.model, payload["model"], source)
 
     def _resume_payload(self) -> dict:
         path = self.out / "last.pt"

@@ -215,6 +215,19 @@ def test_a_run_folder_in_the_corpus_is_refused_before_anything_is_written(tiny_t
     assert sorted(Path(tiny_timit).rglob("*")) == before
 
 
+def test_a_run_initialised_from_a_checkpoint_starts_from_its_weights_and_refuses_another_model(tiny_timit, tmp_path):
+    Trainer(tiny_config(max_epochs=1), tiny_timit, tmp_path / "first", log=quiet).fit()
+    source = load_checkpoint(tmp_path / "first" / "best.pt")["model"]
+    tuned = Trainer(tiny_config(max_steps=1, init_from=str(tmp_path / "first")), tiny_timit, tmp_path / "tuned",
+                    log=quiet)
+    assert_same_weights(source, tuned.model.state_dict())  # before any update, the normaliser included
+    tuned.fit()
+    assert not torch.equal(tuned.model.state_dict()["output.weight"].cpu(), source["output.weight"])
+    wider = tiny_config(max_steps=1, init_from=str(tmp_path / "first")).override(["model.hidden_size=24"])
+    with pytest.raises(UserError, match="train.init_from="):
+        Trainer(wider, tiny_timit, tmp_path / "wider", log=quiet)
+
+
 def test_the_cli_refuses_an_existing_run_folder_in_one_line(tiny_timit, tmp_path):
     config = write_tiny_config(tmp_path / "tiny.yaml", max_steps=1)
     (tmp_path / "run").mkdir()
