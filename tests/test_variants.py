@@ -180,6 +180,17 @@ def test_the_small_grid_runs_and_resumes_where_it_stopped(tiny_timit, tmp_path):
     assert again.returncode == 0 and again.stdout.count(": done") == 2 and "training" not in again.stdout
 
 
+def test_a_second_study_in_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    (tmp_path / "study").mkdir()
+    with open(tmp_path / "study" / ".lock", "a") as held:  # as the first run.sh holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_study(tmp_path / "study", {"SMALL": "1"})
+    assert result.returncode == 1 and "another run.sh" in result.stderr
+    assert not (tmp_path / "study" / "grid.json").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("flite") or not shutil.which("festival"), reason="needs flite and festival")
 def test_the_small_grid_from_nothing(tmp_path):

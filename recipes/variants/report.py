@@ -84,6 +84,10 @@ def number(value: float | None, form: str) -> str:
     return "–" if value is None else format(value, form)
 
 
+def minutes(value: float | None) -> str:
+    return number(value, ".1f" if value is None or value >= 1 else ".2f")  # the small grid's runs take seconds
+
+
 def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str]:
     title, _, name = TASKS[task]
     rows = {cell: summarize(runs) for cell, runs in cells.items()}
@@ -98,7 +102,7 @@ def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str
         runs = f"{row['scored']} scored" + "".join(f", {row[k]} {k}" for k in ("failed", "pending") if row[k])
         lines.append(f"| {cell} | {size.get('hidden_size', '–')} | {number(size.get('weights'), ',d')} | "
                      f"{percent(row['error'], row['std'])} | {delta} | {number(row['epochs'], '.1f')} | "
-                     f"{number(row['minutes'], '.1f')} | {runs} |")
+                     f"{minutes(row['minutes'])} | {runs} |")
     return lines
 
 

@@ -73,6 +73,8 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
 }
 
 mkdir -p "$ROOT"
+exec 9>> "$ROOT/.lock"  # one study per folder: a second run.sh would fight the first over the same runs
+flock -n 9 || { echo "$ROOT: another run.sh is running this study; wait for it or stop it" >&2; exit 1; }
 python -c 'import json, sys; print(json.dumps(dict(zip(("small", "tasks", "cells", "seeds"), sys.argv[1:5]),
            overrides=sys.argv[5:])))' "$SMALL" "$TASKS" "$CELLS" "$SEEDS" "${OVERRIDES[@]}" > "$ROOT/grid.json"
 declare -A CORPUS
