@@ -102,6 +102,7 @@ def test_the_report_tabulates_and_plots_fake_runs(tmp_path):
     assert "| gru | – | – | – |  | – | – | 0 scored, 1 pending |" in table
     text = readme.read_text()
     assert "placeholder" not in text and table in text and text.endswith("after\n")
+    assert "](study/results.png)" in text  # the chart, by its path from the README
     assert (root / "results.png").stat().st_size > 1000
 
 

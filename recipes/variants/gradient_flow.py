@@ -73,8 +73,8 @@ def plot_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
     for name, curve in curves.items():
         axis.semilogy(np.arange(len(curve)), curve, label=name)
     axis.set(xlabel="k: frames back from the output frame t (the last one)",
-             ylabel="mean ||d s_t / d x_{t-k}||", title=title)
-    axis.grid(alpha=0.3, which="both")
+             ylabel=r"mean $\|\partial s_t / \partial x_{t-k}\|$", title=title)
+    axis.grid(alpha=0.3, which="both")  # a curve ends where float32 underflows to 0 (about 1e-38)
     axis.legend(fontsize=8)
     save_figure(figure, path)
 

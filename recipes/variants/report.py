@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 from pathlib import Path
@@ -163,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     write_text(args.root / "results.md", block)
     small = str((read_json(args.root / "grid.json") or {}).get("small")) == "1"
     plot(found, args.plot or args.root / "results.png", small)
-    if args.readme:
-        fill_readme(args.readme, block)
+    if args.readme:  # the chart goes in too, by its path from the README
+        chart = os.path.relpath(args.plot or args.root / "results.png", args.readme.parent)
+        fill_readme(args.readme, f"{block}\n![test error per cell and task, mean and std over seeds]({chart})\n")
     print(block, end="")
     return 0
 
