@@ -10,6 +10,8 @@
 # per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
 # train.out), eval-test/summary.json (the test set scored); then results.md and results.png.
 # Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
+# Stop a background study with `kill -- -PID` (the minus: its process group, so that train.py gets
+# the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
 # A run that fails (diverges, say) gets a FAILED file and the study goes on; delete it to retry.
 #
 # Environment: TASKS ("synth handwriting"), CELLS (all eight), SEEDS ("1 2 3"), UTTERANCES (2000),
@@ -73,7 +75,9 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
 }
 
 mkdir -p "$ROOT"
-exec 9>> "$ROOT/.lock"  # one study per folder: a second run.sh would fight the first over the same runs
+# One study per folder: a second run.sh would fight the first over the same runs. The children inherit
+# the lock on purpose: a train.py left running by a killed run.sh still holds its run folder.
+exec 9>> "$ROOT/.lock"
 flock -n 9 || { echo "$ROOT: another run.sh is running this study; wait for it or stop it" >&2; exit 1; }
 python -c 'import json, sys; print(json.dumps(dict(zip(("small", "tasks", "cells", "seeds"), sys.argv[1:5]),
            overrides=sys.argv[5:])))' "$SMALL" "$TASKS" "$CELLS" "$SEEDS" "${OVERRIDES[@]}" > "$ROOT/grid.json"
