@@ -181,6 +181,15 @@ def test_the_small_grid_runs_and_resumes_where_it_stopped(tiny_timit, tmp_path):
     assert again.returncode == 0 and again.stdout.count(": done") == 2 and "training" not in again.stdout
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="makes a run fail by asking for a GPU the machine lacks")
+def test_a_failed_run_is_marked_and_the_study_goes_on(tiny_timit, tmp_path):
+    env = {"SMALL": "1", "TASKS": "synth", "CELLS": "rnn", "SYNTH_DATA": str(tiny_timit)}
+    result = run_study(tmp_path / "study", env, "train.device=cuda")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no usable CUDA GPU" in (tmp_path / "study" / "synth" / "rnn" / "seed1" / "FAILED").read_text()
+    assert "0 scored, 1 failed" in (tmp_path / "study" / "results.md").read_text()
+
+
 def test_a_second_study_in_the_same_folder_is_refused(tmp_path):
     import fcntl
 
