@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/train_or_resume.sh
+source recipes/corpora.sh
 
 CORPUS=${IAM:-${CORPUS:-data/generated/synth-iam}}
 RUN=${RUN:-checkpoints/handwriting-run}
@@ -17,10 +18,10 @@ CONFIG=${CONFIG:-recipes/handwriting/lines.yaml}
 LINES=${LINES:-3000}
 
 echo "== 1/3 corpus: $CORPUS"
-if [ -n "${IAM:-}" ] || [ -f "$CORPUS/ascii/lines.txt" ]; then
+if [ -n "${IAM:-}" ]; then
   echo "already there"
 else
-  python -m data.synth_handwriting --out "$CORPUS" --lines "$LINES"
+  handwriting_corpus "$CORPUS" "$LINES"
 fi
 
 echo "== 2/3 training: $RUN"

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/train_or_resume.sh
+source recipes/corpora.sh
 
 CORPUS=${CORPUS:-data/generated/synth-timit}
 RUN=${RUN:-checkpoints/synth-run}
@@ -16,12 +17,7 @@ CONFIG=${CONFIG:-recipes/synth/small.yaml}
 UTTERANCES=${UTTERANCES:-2000}
 
 echo "== 1/3 corpus: $CORPUS"
-if [ -f "$CORPUS/DOC/GENERATOR.json" ]; then
-  echo "already there"
-else
-  python -m data.synth_timit --out "$CORPUS" --utterances "$UTTERANCES" \
-    --voices flite,festival --test-voices "" --dev-voices "" --text wordnet,bible  # the shipped model's regime
-fi
+synth_corpus "$CORPUS" "$UTTERANCES"
 
 echo "== 2/3 training: $RUN"
 train_or_resume "$RUN" "$CONFIG" "$CORPUS" "$@"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Issue 12's study: every recurrent cell on the synthesized phone task and on handwriting, all at
+# the recipe network's number of weights (recipes/variants/sizes.py), three seeds each; then the
+# report (recipes/variants/report.py). recipes/variants/README.md has the design and the results.
+#
+#   nohup recipes/variants/run.sh ~/variants > ~/variants.log 2>&1 &   # the full study: days on 2 cores
+#   SMALL=1 recipes/variants/run.sh /tmp/variants-small               # the small grid: minutes
+#
+# ROOT (default checkpoints/variants) gets corpora/, grid.json, TASK/sizes.json and one run folder
+# per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
+# train.out), eval-test/summary.json (the test set scored); then results.md and results.png.
+# Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
+# Stop a background study with `kill -- -PID` (the minus: its process group, so that train.py gets
+# the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
+# A run that fails (diverges, say) gets a FAILED file and the study goes on; delete it to retry.
+#
+# Environment: TASKS ("synth handwriting"), CELLS (all eight), SEEDS ("1 2 3"), UTTERANCES (2000),
+# LINES (3000), SYNTH_DATA / HANDWRITING_DATA (a corpus to use as it is, e.g. a real TIMIT or IAM),
+# SMALL=1: the small grid (cells peephole nfg gru rnn, seed 1, 40 utterances and 60 lines, 1 epoch,
+# hidden size 16). Arguments after ROOT are overrides (section.key=value) for every run, applied
+# before the sizes are matched.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source recipes/train_or_resume.sh
+source recipes/corpora.sh
+
+ROOT=${1:-checkpoints/variants}
+[ $# -gt 0 ] && shift
+SMALL=${SMALL:-0}
+TASKS=${TASKS:-synth handwriting}
+OVERRIDES=(train.max_minutes=0)  # the budget is epochs and early stopping: a time limit would favour fast cells
+if [ "$SMALL" = 1 ]; then
+  CELLS=${CELLS:-peephole nfg gru rnn}
+  SEEDS=${SEEDS:-1}
+  UTTERANCES=${UTTERANCES:-40}
+  LINES=${LINES:-60}
+  OVERRIDES+=(train.max_epochs=1 model.hidden_size=16)
+fi
+CELLS=${CELLS:-peephole vanilla cifg nfg nog noaf gru rnn}
+SEEDS=${SEEDS:-1 2 3}
+UTTERANCES=${UTTERANCES:-2000}
+LINES=${LINES:-3000}
+OVERRIDES+=("$@")  # the caller's come last, so they win
+
+declare -A BASE=([synth]=recipes/synth/small.yaml [handwriting]=recipes/handwriting/lines.yaml)
+
+corpus_of() {  # the task's corpus, generated on first use (the synth and handwriting recipes' generators)
+  local task=$1 corpus
+  case $task in
+    synth) corpus=${SYNTH_DATA:-$ROOT/corpora/synth-timit}
+           [ -n "${SYNTH_DATA:-}" ] || synth_corpus "$corpus" "$UTTERANCES" >&2 ;;
+    handwriting) corpus=${HANDWRITING_DATA:-$ROOT/corpora/synth-iam}
+                 [ -n "${HANDWRITING_DATA:-}" ] || handwriting_corpus "$corpus" "$LINES" >&2 ;;
+    *) echo "unknown task $task: TASKS takes synth and handwriting" >&2; return 2 ;;
+  esac
+  echo "$corpus"
+}
+
+study_run() {  # train (or resume) one run, then score it on the test split; 130/143 (a stop) ends the study
+  local run=$1 corpus=$2 status=0
+  if [ -f "$run/eval-test/summary.json" ]; then echo "$run: done"; return 0; fi
+  if [ -f "$run/FAILED" ]; then echo "$run: failed before ($(cat "$run/FAILED")); skipped"; return 0; fi
+  echo "$run: training ($(date -u +%H:%M) UTC; output in $run/train.out)"
+  train_or_resume "$run" "$run/study.yaml" "$corpus" >> "$run/train.out" 2>&1 || status=$?
+  if [ "$status" = 130 ] || [ "$status" = 143 ]; then echo "$run: stopped; run again to resume"; exit "$status"; fi
+  if [ "$status" != 0 ]; then
+    echo "train.py exit status $status: $(tail -n 1 "$run/train.out")" > "$run/FAILED"
+    echo "$run: FAILED ($(cat "$run/FAILED"))"
+    return 0
+  fi
+  grep -o "finished: .*\|this run has finished.*" "$run/train.out" | tail -n 1 || true  # tqdm writes \r, not \n
+  python decode.py --checkpoint "$run" --test-set "$corpus" --split test --out "$run/eval-test" \
+    >> "$run/train.out" 2>&1 || echo "$run: decoding reported errors (see $run/train.out)"
+  grep -o "PER (39 folded phones) *[0-9.]*%\|CER *[0-9.]*%" "$run/train.out" | tail -n 1 || true
+}
+
+mkdir -p "$ROOT"
+# One study per folder: a second run.sh would fight the first over the same runs. The children inherit
+# the lock on purpose: a train.py left running by a killed run.sh still holds its run folder.
+exec 9>> "$ROOT/.lock"
+flock -n 9 || { echo "$ROOT: another run.sh is running this study; wait for it or stop it" >&2; exit 1; }
+python -c 'import json, sys; print(json.dumps(dict(zip(("small", "tasks", "cells", "seeds"), sys.argv[1:5]),
+           overrides=sys.argv[5:])))' "$SMALL" "$TASKS" "$CELLS" "$SEEDS" "${OVERRIDES[@]}" > "$ROOT/grid.json"
+declare -A CORPUS
+for task in $TASKS; do
+  echo "== $task: corpus"
+  CORPUS[$task]=$(corpus_of "$task")
+  echo "== $task: sizes (the same number of weights for every cell)"
+  # shellcheck disable=SC2086  # CELLS and SEEDS are word lists
+  python -m recipes.variants.sizes --config "${BASE[$task]}" --data "${CORPUS[$task]}" --out "$ROOT/$task" \
+    --cells $CELLS --seeds $SEEDS -- "${OVERRIDES[@]}"
+done
+# Seeds outermost: after the first pass every cell has one result, and the report means something.
+for seed in $SEEDS; do
+  for task in $TASKS; do
+    for cell in $CELLS; do
+      study_run "$ROOT/$task/$cell/seed$seed" "${CORPUS[$task]}"
+    done
+  done
+done
+echo "== report"
+python -m recipes.variants.report "$ROOT"
