@@ -1,9 +1,11 @@
-"""Where the default model is: the small one the project ships (checkpoints/synth-small).
+"""Where the default model is: the English character model the project ships
+(checkpoints/english: words out, with its word LM), for audio when no checkpoint is named.
 
-A source checkout has it at ``checkpoints/synth-small``. A wheel carries the same
-files (``model.pt``, ``config.yaml``, ``README.md``) as package data at
-``asr/_shipped/synth_small``: pyproject.toml maps that package onto the checkout's
-folder, so git holds one copy. ``ASR_CHECKPOINT`` (a run folder or a ``.pt``
+A source checkout has it at ``checkpoints/english``. A wheel carries the same files
+(``model.pt``, ``config.yaml``, ``README.md``, ``lm.arpa.gz``, ``decoding.yaml``) as
+package data at ``asr/_shipped/english``: pyproject.toml maps that package onto the
+checkout's folder, so git holds one copy. The TIMIT-style phone model stays at
+``checkpoints/synth-small`` (name it with --checkpoint). ``ASR_CHECKPOINT`` (a run folder or a ``.pt``
 file) takes precedence over both, for a service that should run another model
 without a flag.
 """
@@ -16,11 +18,11 @@ from pathlib import Path
 from asr.errors import UserError, file_error
 
 ENVIRONMENT_VARIABLE = "ASR_CHECKPOINT"
-NAME = "synth-small"
+NAME = "english"
 
 _HERE = Path(__file__).resolve().parent
 # installed from a wheel (or any non-editable install): package data next to this module
-PACKAGED = _HERE / "_shipped" / "synth_small"
+PACKAGED = _HERE / "_shipped" / "english"
 # a source checkout, or an editable install of one
 CHECKOUT = _HERE.parent / "checkpoints" / NAME
 

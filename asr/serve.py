@@ -302,7 +302,7 @@ def create_app(service: Service):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: $ASR_CHECKPOINT, else the "
-                                             "shipped checkpoints/synth-small)")
+                                             "shipped English model, checkpoints/english)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

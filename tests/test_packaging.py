@@ -24,7 +24,7 @@ from asr.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
-SHIPPED_FILES = ("model.pt", "config.yaml", "README.md")
+SHIPPED_FILES = ("model.pt", "config.yaml", "README.md", "lm.arpa.gz", "decoding.yaml")
 
 
 def _sha256(data: bytes) -> str:
@@ -56,7 +56,7 @@ def test_the_wheel_ships_the_default_model_and_the_lstm_source(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         for name in SHIPPED_FILES:
-            packaged = f"asr/_shipped/synth_small/{name}"
+            packaged = f"asr/_shipped/english/{name}"
             assert packaged in names
             assert _sha256(archive.read(packaged)) == _sha256((pretrained.CHECKOUT / name).read_bytes())
         assert "asr/_lstm/recurrence.cpp" in names  # without it the fast CPU kernel never builds
@@ -64,7 +64,7 @@ def test_the_wheel_ships_the_default_model_and_the_lstm_source(wheel):
         assert "asr/static/index.html" in names  # the service's page (asr/serve.py)
         # only the model card's three files: not the checkout's plots, logs or other runs
         assert {n for n in names if n.startswith("asr/_shipped/")} == {
-            f"asr/_shipped/synth_small/{name}" for name in SHIPPED_FILES
+            f"asr/_shipped/english/{name}" for name in SHIPPED_FILES
         }
         dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(f"{dist_info}/METADATA").decode()
@@ -93,7 +93,7 @@ def test_an_installed_wheel_finds_its_default_model(wheel, tmp_path):
                             capture_output=True, text=True, check=True)
     module, checkpoint = result.stdout.split("\n")[:2]
     assert Path(module).is_relative_to(site)
-    assert Path(checkpoint) == site / "asr" / "_shipped" / "synth_small" / "model.pt"
+    assert Path(checkpoint) == site / "asr" / "_shipped" / "english" / "model.pt"
 
 
 def test_every_package_under_asr_is_listed_in_pyproject():
@@ -107,7 +107,7 @@ def test_every_package_under_asr_is_listed_in_pyproject():
 def test_the_mapped_package_is_the_checkout_folder_default_checkpoint_knows():
     (folder,) = SETUPTOOLS["package-dir"].values()
     assert ROOT / folder == pretrained.CHECKOUT
-    assert set(SETUPTOOLS["package-data"]["asr._shipped.synth_small"]) == set(SHIPPED_FILES)
+    assert set(SETUPTOOLS["package-data"]["asr._shipped.english"]) == set(SHIPPED_FILES)
 
 
 def test_default_checkpoint_in_a_source_checkout(monkeypatch):
@@ -129,7 +129,7 @@ def test_a_missing_default_model_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv(pretrained.ENVIRONMENT_VARIABLE, raising=False)
     monkeypatch.setattr(pretrained, "PACKAGED", tmp_path / "wheel")
     monkeypatch.setattr(pretrained, "CHECKOUT", tmp_path / "checkout")
-    with pytest.raises(UserError, match="the default model .synth-small. is missing.*pip install"):
+    with pytest.raises(UserError, match="the default model .english. is missing.*pip install"):
         pretrained.default_checkpoint()
 
 

@@ -4,6 +4,7 @@ and forcing the reference phones through it finds the synthesizer's own phone bo
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +13,12 @@ from asr.evaluation import boundary_errors, evaluate
 from asr.transcribe import Transcriber
 from benchmarks.alignment import even_boundary_errors
 
+PHONE_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "synth-small"
+
 
 @pytest.fixture(scope="module")
 def transcriber():
-    return Transcriber.from_checkpoint()
+    return Transcriber.from_checkpoint(PHONE_MODEL)
 
 
 @pytest.fixture(scope="module")

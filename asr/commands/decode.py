@@ -39,8 +39,8 @@ from asr.errors import UserError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", help="audio or image files, or folders of them")
-    parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: the shipped "
-                                             "checkpoints/synth-small)")
+    parser.add_argument("--checkpoint", help="checkpoint file or run folder (default: $ASR_CHECKPOINT, else "
+                                             "the shipped English model, checkpoints/english)")
     parser.add_argument("--beam", type=int, help="beam size (default: the model folder's stored one with its "
                                                  "LM, else 1: best path)")
     parser.add_argument("--lm", help="ARPA n-gram (tokens, or words for character models), for shallow fusion "
@@ -197,7 +197,7 @@ def output_folder(args: argparse.Namespace, split: str) -> Path:
     if args.out:
         return Path(args.out)
     name = Path(args.checkpoint).stem if args.checkpoint and Path(args.checkpoint).is_file() else \
-        Path(args.checkpoint or "synth-small").name
+        Path(args.checkpoint or "english").name
     return Path("out") / "decode" / f"{name}-{Path(args.test_set).name}-{split}"
 
 
