@@ -328,9 +328,8 @@ class Transcriber:
             yield step(features.push(chunk), done=False)
         last = step(features.finish(), done=True)
         log_probs = torch.cat(posteriors) if posteriors else torch.zeros(0, len(self.tokens.symbols))
-        ids = settler.ids
-        last.transcript = self.finish(ids, float(log_probs.max(dim=-1).values.sum(dtype=torch.float64)), self.segments(log_probs, ids),
-                                      samples / rate, "<stream>")
+        ids, score = settler.ids, float(log_probs.max(dim=-1).values.sum(dtype=torch.float64))  # as `greedy`'s
+        last.transcript = self.finish(ids, score, self.segments(log_probs, ids), samples / rate, "<stream>")
         yield last
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Transcript | UserError]]:
