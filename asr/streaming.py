@@ -24,10 +24,15 @@ runs from the middle of the blank gap before its spike to the middle of the gap 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
+import numpy as np
 import torch
 
+from asr.errors import UserError
 from asr.features import FeatureExtractor, deltas
 
 
@@ -208,3 +213,75 @@ class Partial:
     @property
     def text(self) -> str:
         return " ".join(part for part in (self.final, self.tentative) if part)
+
+
+# ---- audio as it arrives (decode.py --stream) ------------------------------------------------------
+
+RAW_DTYPES = {"PCM_16": ("<i2", 32768.0), "PCM_32": ("<i4", 2147483648.0), "FLOAT": ("<f4", 1.0)}
+
+
+def file_chunks(waveform: torch.Tensor, rate: int, chunk_ms: float, realtime: bool = False,
+                clock=time.monotonic, sleep=time.sleep) -> Iterator[torch.Tensor]:
+    """A waveform played in `chunk_ms` pieces; with `realtime` each piece comes when its last sample
+    would have been recorded (a microphone's pace)."""
+    size = max(1, round(chunk_ms * rate / 1000))
+    started = clock()
+    for start in range(0, len(waveform), size):
+        piece = waveform[start:start + size]
+        if realtime:
+            sleep(max(0.0, started + (start + len(piece)) / rate - clock()))
+        yield piece
+
+
+def stdin_chunks(stream: BinaryIO, rate: int, chunk_ms: float, raw_rate: int | None,
+                 raw_encoding: str = "PCM_16", channels: int = 1) -> Iterator[torch.Tensor]:
+    """Audio read from a byte stream as it arrives: a WAV header (16-bit PCM) or headerless PCM
+    (`raw_rate` and `raw_encoding`), at the model's `rate`, mixed down to one channel."""
+    head = stream.read(4)
+    if head == b"RIFF":
+        raw_rate, raw_encoding, channels = read_wav_header(stream)
+    elif raw_rate is None:
+        raise UserError("--stream -: standard input has no WAV header; give headerless PCM's --raw-rate "
+                        "(and --raw-encoding), e.g. arecord -f S16_LE -r 16000 -c 1 -t raw | "
+                        "decode.py --stream - --raw-rate 16000")
+    if raw_rate != rate:
+        raise UserError(f"--stream -: the audio is at {raw_rate} Hz but the model reads {rate} Hz; record at "
+                        f"{rate} Hz (arecord -r {rate})")
+    if raw_encoding not in RAW_DTYPES:
+        raise UserError(f"--stream -: {raw_encoding} audio; standard input takes {', '.join(RAW_DTYPES)}")
+    dtype, scale = RAW_DTYPES[raw_encoding]
+    frame_bytes = np.dtype(dtype).itemsize * channels
+    size = max(1, round(chunk_ms * rate / 1000)) * frame_bytes
+    pending = b"" if head == b"RIFF" else head
+    read = getattr(stream, "read1", stream.read)  # read1: returns what has arrived
+    while True:
+        data = read(max(1, size - len(pending)))
+        pending += data
+        whole = len(pending) - len(pending) % frame_bytes
+        if whole and (len(pending) >= size or not data):
+            samples = np.frombuffer(pending[:whole], dtype=dtype).astype(np.float32) / scale
+            pending = pending[whole:]
+            yield torch.from_numpy(samples.reshape(-1, channels).mean(axis=1))
+        if not data:
+            return
+
+
+def read_wav_header(stream: BinaryIO) -> tuple[int, str, int]:
+    """(rate, encoding, channels) from a WAV stream whose first 4 bytes ("RIFF") were read; stops at
+    the start of its samples. A recorder's header may state any length: the samples run to the end."""
+    stream.read(8)  # size, "WAVE"
+    rate, encoding, channels = None, None, 1
+    while True:
+        chunk = stream.read(8)
+        if len(chunk) < 8:
+            raise UserError("--stream -: the WAV header ends before its samples begin")
+        name, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+        if name == b"data":
+            if rate is None:
+                raise UserError("--stream -: the WAV stream has no fmt chunk before its samples")
+            return rate, encoding, channels
+        body = stream.read(size + size % 2)
+        if name == b"fmt ":
+            tag, channels, rate = (int.from_bytes(body[a:b], "little") for a, b in ((0, 2), (2, 4), (4, 8)))
+            bits = int.from_bytes(body[14:16], "little")
+            encoding = {(1, 16): "PCM_16", (1, 32): "PCM_32", (3, 32): "FLOAT"}.get((tag, bits), f"{bits}-bit")

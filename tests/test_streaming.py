@@ -175,3 +175,12 @@ def test_expected_calibration_error_of_calibrated_and_overconfident_sets(tmp_pat
     assert expected_calibration_error(confidence.tolist(), overconfident) > 0.2
     plot_reliability(reliability_bins(confidence.tolist(), calibrated), tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_decode_calibration_plot_is_written(tiny_checkpoint, tiny_timit, tmp_path):
+    result = decode_stream("--checkpoint", tiny_checkpoint, "--test-set", tiny_timit, "--split", "test", "--limit",
+                           3, "--out", tmp_path / "out", "--calibration-plot", tmp_path / "reliability.png")
+    assert result.returncode == 0, result.stderr
+    assert "expected calibration error" in result.stdout.decode()
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
+    assert '"utterances": 3' in (tmp_path / "out" / "summary.json").read_text()
