@@ -78,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                     "(default: out/decode/<checkpoint>-<split>)")
     test.add_argument("--batch-size", type=int, default=16)
     test.add_argument("--workers", type=int, default=0, help="feature-extraction processes")
-    test.add_argument("--limit", type=int, help="score only the first N utterances of the split")
+    test.add_argument("--limit", type=int, help="score N utterances spread evenly over the split (every "
+                                                             "voice or region represented)")
     test.add_argument("--calibration-plot", metavar="PNG", help="also write a reliability diagram of the word "
                                                                "confidences (character models) and report their "
                                                                "expected calibration error")
@@ -238,7 +239,9 @@ def test_split(args: argparse.Namespace, transcriber):
     if split not in corpus.splits:
         raise UserError(f"{args.test_set}: no split {split!r}; it has {', '.join(corpus.splits)}")
     utterances = corpus.read(split)
-    return corpus, split, utterances[:args.limit] if args.limit else utterances
+    if args.limit and args.limit < len(utterances):  # evenly spread: a split is sorted by speaker
+        utterances = [utterances[i * len(utterances) // args.limit] for i in range(args.limit)]
+    return corpus, split, utterances
 
 
 def output_folder(args: argparse.Namespace, split: str) -> Path:
