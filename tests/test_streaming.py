@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 
 from asr.corpora.timit import read_timit
@@ -140,27 +142,48 @@ def test_a_bidirectional_model_is_refused_in_one_line(tiny_checkpoint):
     assert "\n" not in str(caught.value)
 
 
-def decode_stream(*args, stdin=None):
-    return subprocess.run([sys.executable, "decode.py", *map(str, args)], cwd=ROOT, capture_output=True,
-                          timeout=300, input=stdin)
+def decode(capsys, *args, stdin=None, monkeypatch=None):
+    """decode.py's main in this process (a subprocess would spend seconds importing torch); stdout."""
+    from asr.commands import decode as command
+
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    assert command.main([str(arg) for arg in args]) == 0
+    return capsys.readouterr().out
 
 
-def test_decode_stream_on_a_file_and_on_stdin(uni_checkpoint, uni, tiny_timit):
+def test_decode_stream_on_a_file_and_on_stdin(uni_checkpoint, uni, tiny_timit, capsys, monkeypatch, one_thread):
     path = read_timit(tiny_timit, "test")[0].path
-    expected = uni.transcribe(path).text
-    from_file = decode_stream("--checkpoint", uni_checkpoint, "--stream", path, "--stream-chunk-ms", 70)
-    assert from_file.returncode == 0, from_file.stderr
-    assert from_file.stdout.decode().splitlines()[-1] == expected
-    samples = (uni.frontend.waveform(path) * 32767).round().to(torch.int16).numpy().tobytes()
-    from_stdin = decode_stream("--checkpoint", uni_checkpoint, "--stream", "-", "--raw-rate", 16000, stdin=samples)
-    assert from_stdin.returncode == 0, from_stdin.stderr
-    assert from_stdin.stdout.decode().splitlines()[-1] == expected
+    whole = uni.transcribe(path)
+    out = decode(capsys, "--checkpoint", uni_checkpoint, "--stream", path, "--stream-chunk-ms", 70).splitlines()
+    assert out[-1] == whole.text
+    assert [line.split("\t")[2] for line in out[:-1]] == [w.word for w in whole.words]  # each word once
+    pcm = (uni.frontend.waveform(path) * 32767).round().to(torch.int16).numpy()
+    raw = decode(capsys, "--checkpoint", uni_checkpoint, "--stream", "-", "--raw-rate", 16000, stdin=pcm.tobytes(),
+                 monkeypatch=monkeypatch)
+    assert raw.splitlines()[-1] == whole.text
+    wav = io.BytesIO()
+    soundfile.write(wav, pcm, 16000, format="WAV", subtype="PCM_16")
+    from_wav = decode(capsys, "--checkpoint", uni_checkpoint, "--stream", "-", stdin=wav.getvalue(),
+                      monkeypatch=monkeypatch)
+    assert from_wav.splitlines()[-1] == whole.text
 
 
 def test_decode_stream_refuses_a_bidirectional_model_in_one_line(tiny_checkpoint, tiny_timit):
-    result = decode_stream("--checkpoint", tiny_checkpoint, "--stream", read_timit(tiny_timit, "test")[0].path)
-    assert result.returncode == 2 and "unidirectional" in result.stderr.decode()
-    assert "Traceback" not in result.stderr.decode()
+    result = subprocess.run([sys.executable, "decode.py", "--checkpoint", str(tiny_checkpoint), "--stream",
+                             str(read_timit(tiny_timit, "test")[0].path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "unidirectional" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_decode_calibration_plot_is_written(tiny_checkpoint, tiny_timit, tmp_path, capsys):
+    out = decode(capsys, "--checkpoint", tiny_checkpoint, "--test-set", tiny_timit, "--split", "test", "--limit", 3,
+                 "--out", tmp_path / "out", "--calibration-plot", tmp_path / "reliability.png")
+    assert "expected calibration error" in out
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
+    assert '"utterances": 3' in (tmp_path / "out" / "summary.json").read_text()
+    assert '"ece"' in (tmp_path / "out" / "calibration.json").read_text()
 
 
 def test_expected_calibration_error_of_calibrated_and_overconfident_sets(tmp_path):
@@ -176,11 +199,3 @@ def test_expected_calibration_error_of_calibrated_and_overconfident_sets(tmp_pat
     plot_reliability(reliability_bins(confidence.tolist(), calibrated), tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
-
-def test_decode_calibration_plot_is_written(tiny_checkpoint, tiny_timit, tmp_path):
-    result = decode_stream("--checkpoint", tiny_checkpoint, "--test-set", tiny_timit, "--split", "test", "--limit",
-                           3, "--out", tmp_path / "out", "--calibration-plot", tmp_path / "reliability.png")
-    assert result.returncode == 0, result.stderr
-    assert "expected calibration error" in result.stdout.decode()
-    assert (tmp_path / "reliability.png").stat().st_size > 1000
-    assert '"utterances": 3' in (tmp_path / "out" / "summary.json").read_text()
