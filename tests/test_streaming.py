@@ -133,12 +133,27 @@ def test_a_character_word_settles_when_its_space_arrives():
     assert last.word == "a" and last.end == 8 / 100
 
 
-def test_a_bidirectional_model_is_refused_in_one_line(tiny_checkpoint):
+@pytest.fixture(scope="session")
+def bi_checkpoint(uni_checkpoint, tmp_path_factory):
+    """`uni_checkpoint`'s model made bidirectional (untrained: only its refusal is tested)."""
+    import dataclasses
+
+    from asr.checkpoint import load_model, model_payload, save_checkpoint
+    from asr.model import CTCModel
+
+    model, config, tokens = load_model(uni_checkpoint)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, bidirectional=True))
+    path = tmp_path_factory.mktemp("bi") / "bi.pt"
+    save_checkpoint(model_payload(CTCModel(model.input_dim, model.num_tokens, config.model), config, tokens), path)
+    return path
+
+
+def test_a_bidirectional_model_is_refused_in_one_line(bi_checkpoint):
     from asr.errors import UserError
     from asr.transcribe import Transcriber
 
     with pytest.raises(UserError, match="unidirectional") as caught:
-        next(Transcriber.from_checkpoint(tiny_checkpoint).stream([torch.zeros(1600)]))
+        next(Transcriber.from_checkpoint(bi_checkpoint).stream([torch.zeros(1600)]))
     assert "\n" not in str(caught.value)
 
 
@@ -169,16 +184,16 @@ def test_decode_stream_on_a_file_and_on_stdin(uni_checkpoint, uni, tiny_timit, c
     assert from_wav.splitlines()[-1] == whole.text
 
 
-def test_decode_stream_refuses_a_bidirectional_model_in_one_line(tiny_checkpoint, tiny_timit):
-    result = subprocess.run([sys.executable, "decode.py", "--checkpoint", str(tiny_checkpoint), "--stream",
+def test_decode_stream_refuses_a_bidirectional_model_in_one_line(bi_checkpoint, tiny_timit):
+    result = subprocess.run([sys.executable, "decode.py", "--checkpoint", str(bi_checkpoint), "--stream",
                              str(read_timit(tiny_timit, "test")[0].path)], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2 and "unidirectional" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_decode_calibration_plot_is_written(tiny_checkpoint, tiny_timit, tmp_path, capsys):
-    out = decode(capsys, "--checkpoint", tiny_checkpoint, "--test-set", tiny_timit, "--split", "test", "--limit", 3,
+def test_decode_calibration_plot_is_written(uni_checkpoint, tiny_timit, tmp_path, capsys):
+    out = decode(capsys, "--checkpoint", uni_checkpoint, "--test-set", tiny_timit, "--split", "test", "--limit", 3,
                  "--out", tmp_path / "out", "--calibration-plot", tmp_path / "reliability.png")
     assert "expected calibration error" in out
     assert (tmp_path / "reliability.png").stat().st_size > 1000
