@@ -303,7 +303,10 @@ class Transcriber:
 
         Features, network state and best-path decoding all run incrementally, so each chunk
         costs only its own frames; the posteriors, and the transcript, are those of decoding the
-        whole recording at once (best path, whatever ``beam_size`` says)."""
+        whole recording at once (best path, whatever ``beam_size`` says). A recording longer than
+        ``chunk_seconds`` is decoded whole in pieces with ``context_seconds`` of context, which a
+        unidirectional model sees less of than the stream's whole past, so there the two may differ
+        slightly. The posteriors are kept (a few kB per second of audio) for the last item's transcript."""
         self.check_streamable()
         features = StreamingFeatures(self.frontend.extractor)
         separators = {self.tokens.symbols.index(" ")} if self.tokens.kind == "chars" and " " in \

@@ -214,3 +214,16 @@ def test_expected_calibration_error_of_calibrated_and_overconfident_sets(tmp_pat
     plot_reliability(reliability_bins(confidence.tolist(), calibrated), tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
+
+
+def test_realtime_file_chunks_come_at_the_pace_of_the_audio():
+    from asr.streaming import file_chunks
+
+    now, waits = [0.0], []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    chunks = list(file_chunks(torch.zeros(2500), 1000, 1000, realtime=True, clock=lambda: now[0], sleep=sleep))
+    assert [len(c) for c in chunks] == [1000, 1000, 500] and waits == [1.0, 1.0, 0.5]

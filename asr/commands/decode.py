@@ -7,6 +7,9 @@ Examples:
   python decode.py --checkpoint CHARS_MODEL --vocabulary words.txt --output-format ctm speech.wav
   python decode.py --raw-rate 16000 --raw-encoding PCM_16 goforward.raw
   python decode.py --checkpoint CKPT --test-set data/generated/synth-timit --split core
+  python decode.py --checkpoint CKPT --test-set CORPUS --split test --limit 200 --calibration-plot reliability.png
+  python decode.py --checkpoint UNI_CKPT --stream speech.wav --realtime        # partial results as it plays
+  arecord -f S16_LE -r 16000 -c 1 -t raw | python decode.py --checkpoint UNI_CKPT --stream - --raw-rate 16000
   python decode.py --checkpoint CKPT --test-set CORPUS --split dev --lm phones.arpa --tune-lm
   python decode.py --checkpoint RUN --test-set CORPUS --split dev --lm words.arpa.gz --tune-lm --save-lm-settings
 
@@ -19,6 +22,10 @@ the beam search toward those words (BOOST: natural-log bonus per character of a 
 default 1); --vocabulary FILE (a word a line) emits only its words (and the hotwords). Either turns
 on the beam search (beam 16 unless --beam says otherwise). JSON output has a "words" list (start,
 end, confidence: the product of its characters' spike posteriors); CTM has one line per word.
+
+--stream (unidirectional models): partial results as the audio arrives; on a terminal the line is
+rewritten (the word in progress in brackets), into a pipe each word is printed once as it settles
+(start, end, word, confidence, tab-separated); the last line is the transcript (best path).
 
 A test set's rates are also given per group: per synthesized voice (DOC/SPKRINFO.TXT's voice
 column), else per TIMIT dialect region (DR1..DR8), else per speaker; summary.json holds them
@@ -224,8 +231,9 @@ def stream(args: argparse.Namespace) -> int:
     terminal = sys.stdout.isatty()
     for partial in transcriber.stream(chunks):
         if terminal:
-            tentative = f" [{partial.tentative}]" if partial.tentative else ""
-            print(f"\r\033[K{partial.final}{tentative}", end="" if not partial.done else "\n", flush=True)
+            tentative = f"[{partial.tentative}]" if partial.tentative else ""
+            line = " ".join(part for part in (partial.final, tentative) if part)
+            print(f"\r\033[K{line}", end="" if not partial.done else "\n", flush=True)
         elif not partial.done:
             for word in partial.new_words:
                 print(f"{word.start:.3f}\t{word.end:.3f}\t{word.word}\t{word.confidence:.3f}", flush=True)
