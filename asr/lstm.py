@@ -283,6 +283,48 @@ class PeepholeLSTM(nn.Module):
         out = packed._replace(data=out)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
 
+    @torch.no_grad()
+    def forward_state(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, list]:
+        """Inference on the next frames of unpadded sequences, carrying the state across calls:
+        x (B, T, input_size) and `state` (None at the start, else what the previous call returned)
+        -> (B, T, hidden_size) and the state after the last frame, one (h, c) per layer.
+
+        Feeding a sequence in pieces gives what `forward` gives on it whole (streaming,
+        asr.transcribe.Transcriber.stream). Unidirectional only: the reverse direction starts
+        at the sequence's end, which a stream has not seen yet."""
+        if self.bidirectional:
+            raise ValueError("forward_state needs a unidirectional LSTM: the reverse direction reads the future")
+        state = state or [None] * self.num_layers
+        y, new_state = x.to(self.weight_hh_l0.dtype), []
+        for k in range(self.num_layers):
+            y, layer_state = self._layer_state(k, y, state[k])
+            new_state.append(layer_state)
+        return y, new_state
+
+    def _layer_state(self, k: int, x: torch.Tensor, state):
+        """One layer of `forward_state`: torch's fused op with an initial state for vanilla, gru and
+        rnn; the torch time loop (the C++ and Triton loops start from zero) for the peephole family."""
+        B, T, _ = x.shape
+        H = self.hidden_size
+        w_ih, w_hh, bias = (getattr(self, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias"))
+        if state is None:
+            zeros = x.new_zeros(1, B, H)
+            state = (zeros, zeros)
+        if self.peepholes:
+            xg = (x.reshape(B * T, -1) @ w_ih.t()).view(B, T, 1, -1)
+            h, c, _ = torch_loop.forward(xg, bias.view(1, -1), w_hh[None], getattr(self, f"peephole_l{k}")[None],
+                                         torch.full((B,), T), self.cell, state=state)
+            return h.view(B, T, H), (h[:, -1].transpose(0, 1).contiguous(), c[:, -1].transpose(0, 1).contiguous())
+        second = torch.zeros_like(bias)
+        if self.cell == "gru":
+            second = torch.cat([second[:2 * H], getattr(self, f"bias_hn_l{k}")])
+        op = getattr(torch._VF, FUSED_CELLS[self.cell][0])
+        hx = state if self.cell == "vanilla" else state[0]
+        out = op(x, hx, [w_ih, w_hh, bias, second], True, 1, 0.0, False, False, True)
+        if self.cell == "vanilla":
+            return out[0], (out[1], out[2])
+        return out[0], (out[1], out[1])
+
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> "PeepholeLSTM":
         """A PeepholeLSTM with `lstm`'s weights (bias = bias_ih + bias_hh) and zero
