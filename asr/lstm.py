@@ -50,7 +50,8 @@ Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyss
   has no branches).
 - ``vanilla``: no peepholes (``peepholes=False``, as before the cells came); torch's
   own (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters, with
-  one bias (nn.LSTM's second is zero);
+  one bias (nn.LSTM's second is zero); on CUDA on packed sequences, on CPU on padded
+  batches one layer at a time, which is much faster there and exact (``_fused_forward``);
 - ``gru``: torch's fused GRU (Cho et al. 2014, gate rows r, z, n as nn.GRU):
   r_t = σ(W_xr x_t + W_hr h_{t-1} + b_r), z_t = σ(W_xz x_t + W_hz h_{t-1} + b_z),
   n_t = tanh(W_xn x_t + b_n + r_t ⊙ (W_hn h_{t-1} + b_hn)),
@@ -246,11 +247,11 @@ class PeepholeLSTM(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, T, input_size), lengths (B,) -> (B, T, num_directions * hidden_size)."""
         lengths = self._checked_lengths(x, lengths)
-        if not self.peepholes:
-            return self._fused_forward(x, lengths)
         B, T, _ = x.shape
         if B == 0:
             return x.new_zeros(0, T, self.num_directions * self.hidden_size)
+        if not self.peepholes:
+            return self._fused_forward(x, lengths)
         steps = int(lengths.max())
         y = x[:, :steps]  # frames past every sequence's end need no work
         dtype = torch.promote_types(self.weight_hh_l0.dtype, torch.float32)
@@ -302,11 +303,13 @@ class PeepholeLSTM(nn.Module):
     def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """vanilla, gru, rnn: torch's own op, from this module's parameters.
 
-        On CPU, torch runs packed sequences of unequal lengths in a generic loop, several
-        times slower than its oneDNN path for padded batches; so there the op runs on padded
-        batches (_padded_forward). On CUDA, cuDNN runs packed sequences natively, in one call
-        for all layers; the padded path would only add two calls per layer and the gathers."""
-        if x.shape[0] == 0 or x.device.type == "cuda":
+        On CPU, torch runs packed sequences of unequal lengths in a generic loop that does
+        every step's input projection on its own, several times slower than on a padded batch:
+        there the LSTM runs on oneDNN, and the GRU and RNN project all frames in one GEMM. So
+        on CPU the op runs on padded batches (_padded_forward). On CUDA, cuDNN runs packed
+        sequences natively, all layers in one call; the padded path would only add two calls
+        per layer and the gathers, so CUDA keeps packing."""
+        if x.device.type == "cuda":
             return self._packed_forward(x, lengths)
         steps = int(lengths.max())
         y = x[:, :steps]  # frames past every sequence's end need no work

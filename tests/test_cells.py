@@ -273,3 +273,10 @@ def test_fused_cells_do_not_pack_on_cpu(cell, monkeypatch):
     monkeypatch.setattr(asr.lstm, "pack_padded_sequence", refuse)
     model = make_model(cell)
     model(torch.randn(3, 6, 5, dtype=torch.float64), torch.tensor([6, 2, 4])).sum().backward()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_takes_an_empty_batch(cell):
+    """(torch cannot pack an empty batch; the fused cells used to try.)"""
+    y = PeepholeLSTM(3, 2, cell=cell)(torch.zeros(0, 5, 3), torch.zeros(0, dtype=torch.long))
+    assert y.shape == (0, 5, 4)
