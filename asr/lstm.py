@@ -303,10 +303,10 @@ class PeepholeLSTM(nn.Module):
     def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """vanilla, gru, rnn: torch's own op, from this module's parameters.
 
-        On CPU, torch runs packed sequences of unequal lengths in a generic loop that does
-        every step's input projection on its own, several times slower than on a padded batch:
-        there the LSTM runs on oneDNN, and the GRU and RNN project all frames in one GEMM. So
-        on CPU the op runs on padded batches (_padded_forward). On CUDA, cuDNN runs packed
+        On CPU, torch runs packed sequences of unequal lengths in its generic per-step loop,
+        several times slower than a padded batch: there the LSTM runs on oneDNN, and the GRU
+        and RNN (no oneDNN path) project all frames' inputs in one GEMM. So on CPU the op runs
+        on padded batches (_padded_forward). On CUDA, cuDNN runs packed
         sequences natively, all layers in one call; the padded path would only add two calls
         per layer and the gathers, so CUDA keeps packing."""
         if x.device.type == "cuda":
@@ -331,7 +331,7 @@ class PeepholeLSTM(nn.Module):
         B, T, _ = x.shape
         inside = (torch.arange(T) < lengths[:, None]).to(x.device)[:, :, None]  # (B, T, 1)
         reverse = _reversal_index(lengths, T).to(x.device)
-        y = x.where(inside, 0)  # padding that is not finite would make 0 * inf gradients
+        y = x.where(inside, 0)  # NaN or inf in padding would reach the gradients as 0 * NaN
         for k in range(self.num_layers):
             outputs = [self._fused_op(y, self._fused_weights(k, ""), 1, False)]
             if self.bidirectional:
