@@ -314,10 +314,11 @@ class Config:
         """Plain dicts of plain values: checkpoints are read with torch.load(weights_only=True)
         and YAML with safe_load, and neither may meet our enum classes.
 
-        A config that augments nothing writes no augment section, and one whose cell is
+        A config that augments nothing writes no augment section, one whose cell is
         what `peepholes` alone says (peephole, or vanilla with peepholes: false) writes no
-        model.cell: it is written exactly as every config was before augmentation and
-        cells existed, and those compare equal to their reloads.
+        model.cell, and one that starts from scratch no train.init_from: it is written
+        exactly as every config was before augmentation, cells and fine-tuning existed,
+        and those compare equal to their reloads.
         """
         data = dataclasses.asdict(self, dict_factory=lambda items: {k: _plain(v) for k, v in items})
         if self.augment == AugmentConfig():
@@ -325,6 +326,8 @@ class Config:
         model = data["model"]
         if model["cell"] == (Cell.peephole if model["peepholes"] else Cell.vanilla):
             del model["cell"]  # the same for configs from before `cell`, written as they were
+        if not data["train"]["init_from"]:
+            del data["train"]["init_from"]  # likewise for a run that starts from scratch
         return data
 
     @classmethod

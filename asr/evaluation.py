@@ -356,3 +356,21 @@ def format_groups(by_group: dict, names: Sequence[str]) -> list[str]:
 def percent(rate: float | None) -> str:
     """A rate as a person reads it; None (an infinite rate once through JSON) is shown as such."""
     return "   n/a " if rate is None else f"{100 * rate:6.2f}%"
+
+
+def calibration(transcriber, utterances: Sequence[Utterance], plot: str | os.PathLike, bins: int = 10) -> dict:
+    """How well word confidences (`asr.transcribe.words_of`) predict correctness on `utterances`: a word is
+    right when the minimal word alignment (jiwer) pairs it with an identical reference word. Writes a
+    reliability diagram to `plot` and returns the expected calibration error, the word count and accuracy."""
+    from asr.metrics import correct_words, expected_calibration_error, reliability_bins  # noqa: PLC0415
+    from asr.plots import plot_reliability  # noqa: PLC0415
+
+    confidences, correct = [], []
+    for utterance in tqdm(utterances, desc="word confidences", leave=False):
+        words = transcriber.transcribe(utterance.path).words
+        confidences += [w.confidence for w in words]
+        correct += correct_words(reference_text(transcriber.tokens, utterance).split(), [w.word for w in words])
+    table = reliability_bins(confidences, correct, bins)
+    ece = expected_calibration_error(confidences, correct, bins)
+    plot_reliability(table, plot, title=f"word confidence: ECE {ece:.3f}, {len(correct)} words")
+    return {"ece": ece, "words": len(correct), "accuracy": sum(correct) / max(len(correct), 1), "bins": table}

@@ -50,7 +50,8 @@ Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyss
   has no branches).
 - ``vanilla``: no peepholes (``peepholes=False``, as before the cells came); torch's
   own (cuDNN/oneDNN-backed) ``lstm`` op, fed from this module's parameters, with
-  one bias (nn.LSTM's second is zero);
+  one bias (nn.LSTM's second is zero); on CUDA on packed sequences, on CPU on padded
+  batches one layer at a time, which is much faster there and exact (``_fused_forward``);
 - ``gru``: torch's fused GRU (Cho et al. 2014, gate rows r, z, n as nn.GRU):
   r_t = σ(W_xr x_t + W_hr h_{t-1} + b_r), z_t = σ(W_xz x_t + W_hz h_{t-1} + b_z),
   n_t = tanh(W_xn x_t + b_n + r_t ⊙ (W_hn h_{t-1} + b_hn)),
@@ -91,6 +92,19 @@ def _no_autocast(device: torch.device):
     if device.type in ("cpu", "cuda"):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
+
+
+def _reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, T): frame t of each sequence reversed within its own length, len - 1 - t, and t
+    itself at padding (which stays at the end). The map is its own inverse; it is
+    torch_loop._frames' reverse direction, unclamped at padding."""
+    t = torch.arange(T)
+    return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+
+
+def _gather_frames(y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """y (B, T, K) with frames reordered per sequence: out[b, t] = y[b, index[b, t]]."""
+    return y.gather(1, index[:, :, None].expand(-1, -1, y.shape[2]))
 
 
 def _sum_over_steps(pair, now: torch.Tensor, before: torch.Tensor, d: int) -> torch.Tensor:
@@ -233,11 +247,11 @@ class PeepholeLSTM(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, T, input_size), lengths (B,) -> (B, T, num_directions * hidden_size)."""
         lengths = self._checked_lengths(x, lengths)
-        if not self.peepholes:
-            return self._fused_forward(x, lengths)
         B, T, _ = x.shape
         if B == 0:
             return x.new_zeros(0, T, self.num_directions * self.hidden_size)
+        if not self.peepholes:
+            return self._fused_forward(x, lengths)
         steps = int(lengths.max())
         y = x[:, :steps]  # frames past every sequence's end need no work
         dtype = torch.promote_types(self.weight_hh_l0.dtype, torch.float32)
@@ -262,26 +276,122 @@ class PeepholeLSTM(nn.Module):
             raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got {lengths.tolist()}")
         return lengths
 
-    def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """vanilla, gru, rnn: torch's own op on packed sequences. Its second (hidden-side)
-        bias is zero, but for the GRU's b_hn (bias_hn), which sits inside r ⊙ (...)."""
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        weights = []
-        for k in range(self.num_layers):
-            for sfx in self._suffixes:
-                w_ih, w_hh, bias = (getattr(self, f"{name}_l{k}{sfx}")
-                                    for name in ("weight_ih", "weight_hh", "bias"))
-                second = torch.zeros_like(bias)
-                if self.cell == "gru":
-                    second = torch.cat([second[:2 * self.hidden_size],
-                                        getattr(self, f"bias_hn_l{k}{sfx}")])
-                weights += [w_ih, w_hh, bias, second]
-        state = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
+    def _fused_weights(self, k: int, sfx: str) -> list[torch.Tensor]:
+        """Layer k's weights for torch's op: w_ih, w_hh, bias, and a hidden-side bias that is
+        zero but for the GRU's b_hn (bias_hn), which sits inside r ⊙ (...)."""
+        w_ih, w_hh, bias = (getattr(self, f"{name}_l{k}{sfx}")
+                            for name in ("weight_ih", "weight_hh", "bias"))
+        second = torch.zeros_like(bias)
+        if self.cell == "gru":
+            second = torch.cat([second[:2 * self.hidden_size], getattr(self, f"bias_hn_l{k}{sfx}")])
+        return [w_ih, w_hh, bias, second]
+
+    def _fused_op(self, x: torch.Tensor, weights: list[torch.Tensor], num_layers: int,
+                  bidirectional: bool, batch_sizes: torch.Tensor | None = None) -> torch.Tensor:
+        """torch's fused op from zero state: on a padded batch-first x (B, T, D), or on a
+        packed sequence's data and batch_sizes."""
+        dirs = 2 if bidirectional else 1
+        state = x.new_zeros(num_layers * dirs, x.shape[0] if batch_sizes is None else
+                            int(batch_sizes[0]), self.hidden_size)
+        state = (state, state) if self.cell == "vanilla" else state
         op = getattr(torch._VF, FUSED_CELLS[self.cell][0])
-        out = op(packed.data, packed.batch_sizes, (state, state) if self.cell == "vanilla" else state,
-                 weights, True, self.num_layers, 0.0, self.training, self.bidirectional)[0]
-        out = packed._replace(data=out)
-        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+        flags = (True, num_layers, 0.0, self.training, bidirectional)
+        if batch_sizes is None:
+            return op(x, state, weights, *flags, True)[0]
+        return op(x, batch_sizes, state, weights, *flags)[0]
+
+    def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """vanilla, gru, rnn: torch's own op, from this module's parameters.
+
+        On CPU, torch runs packed sequences of unequal lengths in its generic per-step loop,
+        several times slower than a padded batch: there the LSTM runs on oneDNN, and the GRU
+        and RNN (no oneDNN path) project all frames' inputs in one GEMM. So on CPU the op runs
+        on padded batches (_padded_forward). On CUDA, cuDNN runs packed
+        sequences natively, all layers in one call; the padded path would only add two calls
+        per layer and the gathers, so CUDA keeps packing."""
+        if x.device.type == "cuda":
+            return self._packed_forward(x, lengths)
+        steps = int(lengths.max())
+        y = x[:, :steps]  # frames past every sequence's end need no work
+        if bool((lengths == steps).all()):  # nothing to mask: all layers and directions at once
+            weights = [w for k in range(self.num_layers) for sfx in self._suffixes
+                       for w in self._fused_weights(k, sfx)]
+            y = self._fused_op(y, weights, self.num_layers, self.bidirectional)
+        else:
+            y = self._padded_forward(y, lengths)
+        return F.pad(y, (0, 0, 0, x.shape[1] - steps))
+
+    def _padded_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The packed computation on a padded batch (B, T, D) of unequal lengths, layer by
+        layer. A forward direction's outputs depend on no frame after them, so padding after
+        a sequence's end cannot change them; the reverse direction runs forwards over each
+        sequence reversed within its own length (padding stays at the end), and its outputs
+        are reversed back. Outputs at padding are zeroed, so no gradient reaches padded
+        frames, and the gradients are the packed computation's too."""
+        B, T, _ = x.shape
+        inside = (torch.arange(T) < lengths[:, None]).to(x.device)[:, :, None]  # (B, T, 1)
+        reverse = _reversal_index(lengths, T).to(x.device)
+        y = x.where(inside, 0)  # NaN or inf in padding would reach the gradients as 0 * NaN
+        for k in range(self.num_layers):
+            outputs = [self._fused_op(y, self._fused_weights(k, ""), 1, False)]
+            if self.bidirectional:
+                flipped = _gather_frames(y, reverse)
+                out = self._fused_op(flipped, self._fused_weights(k, "_reverse"), 1, False)
+                outputs.append(_gather_frames(out, reverse))  # the map is its own inverse
+            y = torch.cat(outputs, dim=2).where(inside, 0)
+        return y
+
+    def _packed_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """torch's op on packed sequences, all layers in one call."""
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        weights = [w for k in range(self.num_layers) for sfx in self._suffixes
+                   for w in self._fused_weights(k, sfx)]
+        out = self._fused_op(packed.data, weights, self.num_layers, self.bidirectional,
+                             packed.batch_sizes)
+        return pad_packed_sequence(packed._replace(data=out), batch_first=True,
+                                   total_length=x.shape[1])[0]
+
+    @torch.no_grad()
+    def forward_state(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, list]:
+        """Inference on the next frames of unpadded sequences, carrying the state across calls:
+        x (B, T, input_size) and `state` (None at the start, else what the previous call returned)
+        -> (B, T, hidden_size) and the state after the last frame, one (h, c) per layer.
+
+        Feeding a sequence in pieces gives what `forward` gives on it whole (streaming,
+        asr.transcribe.Transcriber.stream). Unidirectional only: the reverse direction starts
+        at the sequence's end, which a stream has not seen yet."""
+        if self.bidirectional:
+            raise ValueError("forward_state needs a unidirectional LSTM: the reverse direction reads the future")
+        state = state or [None] * self.num_layers
+        y, new_state = x.to(self.weight_hh_l0.dtype), []
+        for k in range(self.num_layers):
+            y, layer_state = self._layer_state(k, y, state[k])
+            new_state.append(layer_state)
+        return y, new_state
+
+    def _layer_state(self, k: int, x: torch.Tensor, state):
+        """One layer of `forward_state`: torch's fused op with an initial state for vanilla, gru and
+        rnn; the torch time loop (the C++ and Triton loops start from zero) for the peephole family."""
+        B, T, _ = x.shape
+        H = self.hidden_size
+        w_ih, w_hh, bias = (getattr(self, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias"))
+        if state is None:
+            zeros = x.new_zeros(1, B, H)
+            state = (zeros, zeros)
+        if self.peepholes:
+            xg = (x.reshape(B * T, -1) @ w_ih.t()).view(B, T, 1, -1)
+            h, c, _ = torch_loop.forward(xg, bias.view(1, -1), w_hh[None], getattr(self, f"peephole_l{k}")[None],
+                                         torch.full((B,), T), self.cell, state=state)
+            return h.view(B, T, H), (h[:, -1].transpose(0, 1).contiguous(), c[:, -1].transpose(0, 1).contiguous())
+        second = torch.zeros_like(bias)
+        if self.cell == "gru":
+            second = torch.cat([second[:2 * H], getattr(self, f"bias_hn_l{k}")])
+        op = getattr(torch._VF, FUSED_CELLS[self.cell][0])
+        hx = state if self.cell == "vanilla" else state[0]
+        out = op(x, hx, [w_ih, w_hh, bias, second], True, 1, 0.0, False, False, True)
+        if self.cell == "vanilla":
+            return out[0], (out[1], out[2])
+        return out[0], (out[1], out[1])
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM) -> "PeepholeLSTM":

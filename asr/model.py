@@ -45,6 +45,15 @@ class CTCModel(nn.Module):
             hidden = hidden[0]
         return torch.log_softmax(self.output(hidden).float(), dim=-1)
 
+    @torch.no_grad()
+    def forward_state(self, features: torch.Tensor, state=None) -> tuple[torch.Tensor, list]:
+        """The next frames ``(B, T, D)`` of unpadded sequences, the recurrent state carried from the
+        previous call (`PeepholeLSTM.forward_state`; unidirectional models with global or no
+        normalisation) -> log posteriors ``(B, T, V)`` and the state after them."""
+        lengths = torch.full((features.shape[0],), features.shape[1])
+        hidden, state = self.lstm.forward_state(self.normalizer(features, lengths), state)
+        return torch.log_softmax(self.output(hidden).float(), dim=-1), state
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -66,6 +66,7 @@ from asr.frontend import Piece, frontend_for
 from asr.fusion import read_decoding_settings
 from asr.lm import NGramTokenScorer, NGramWordScorer, load_arpa
 from asr.pretrained import default_checkpoint
+from asr.streaming import GreedySettler, Partial, StreamingFeatures
 from asr.tokens import TokenSet
 
 
@@ -280,6 +281,59 @@ class Transcriber:
     def chunk_frames(self) -> int:
         """Frames decoded at a time: about `chunk_seconds` of audio; a line image in one piece."""
         return self.frontend.chunk_frames(self.chunk_seconds)
+
+    # ---- streaming ----------------------------------------------------------------------------
+
+    def check_streamable(self) -> None:
+        """Refuse, in one line, a model that cannot decode a stream as it arrives."""
+        model = self.model
+        if self.frontend.modality != "audio":
+            raise UserError("streaming needs a speech model; this one reads text-line images")
+        if model.config.bidirectional:
+            raise UserError("streaming needs a unidirectional model (model.bidirectional: false): this one is "
+                            "bidirectional, and its reverse direction needs the end of the audio first")
+        if model.normalizer.mode == "utterance":
+            raise UserError("streaming needs global (training-set) normalisation: this model normalises by "
+                            "each utterance's own statistics, known only at its end")
+
+    def stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[Partial]:
+        """Decode audio as it arrives: `chunks` are 1-D float tensors at the model's sample rate,
+        any sizes. Yields a `asr.streaming.Partial` per chunk (settled text, the tentative rest and
+        the words that settled) and a last one (``done``) with the whole `Transcript`.
+
+        Features, network state and best-path decoding all run incrementally, so each chunk
+        costs only its own frames; the posteriors, and the transcript, are those of decoding the
+        whole recording at once (best path, whatever ``beam_size`` says). A recording longer than
+        ``chunk_seconds`` is decoded whole in pieces with ``context_seconds`` of context, which a
+        unidirectional model sees less of than the stream's whole past, so there the two may differ
+        slightly. The posteriors are kept (a few kB per second of audio) for the last item's transcript."""
+        self.check_streamable()
+        features = StreamingFeatures(self.frontend.extractor)
+        separators = {self.tokens.symbols.index(" ")} if self.tokens.kind == "chars" and " " in \
+            self.tokens.symbols else None
+        settler = GreedySettler(self.tokens.symbols, self.frontend.frame_edge, separators)
+        state, posteriors, words, samples = None, [], [], 0
+        rate = self.config.features.sample_rate
+
+        def step(frames: torch.Tensor, done: bool) -> Partial:
+            nonlocal state
+            if len(frames):
+                log_probs, state = self.model.forward_state(frames[None].to(self.device), state)
+                posteriors.append(log_probs[0].cpu())
+            new = settler.push(posteriors[-1] if len(frames) else torch.zeros(0, len(self.tokens.symbols)))
+            new += settler.finish() if done else []
+            words.extend(new)
+            return Partial(" ".join(w.word for w in words), settler.tentative(), new, samples / rate, done,
+                           words=list(words))
+
+        for chunk in chunks:
+            samples += len(chunk)
+            yield step(features.push(chunk), done=False)
+        last = step(features.finish(), done=True)
+        log_probs = torch.cat(posteriors) if posteriors else torch.zeros(0, len(self.tokens.symbols))
+        ids, score = settler.ids, float(log_probs.max(dim=-1).values.sum(dtype=torch.float64))  # as `greedy`'s
+        last.transcript = self.finish(ids, score, self.segments(log_probs, ids), samples / rate, "<stream>")
+        yield last
 
     def transcribe_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Transcript | UserError]]:
         """(path, transcript) per file; a file that cannot be read gives its `UserError` instead."""

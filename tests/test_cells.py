@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import asr.lstm
 from asr._lstm import recurrence as torch_loop
@@ -202,3 +203,80 @@ def test_every_cell_trains_under_bf16_autocast(cell):
         assert y.dtype == torch.float32
     y.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+FUSED = ["vanilla", "gru", "rnn"]
+TORCH_RNNS = {"vanilla": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+
+
+def packed_reference(model, x, lengths):
+    """torch's nn.LSTM / nn.GRU / nn.RNN on packed sequences, run on `model`'s own
+    parameters (so that gradients reach them): bias_ih = bias, and bias_hh zero but for
+    the GRU's b_hn."""
+    H = model.hidden_size
+    torch_rnn = TORCH_RNNS[model.cell](model.input_size, H, model.num_layers, batch_first=True,
+                                       bidirectional=model.bidirectional).double()
+    weights = {}
+    for k in range(model.num_layers):
+        for sfx in model._suffixes:
+            def ours(name, k=k, sfx=sfx):
+                return getattr(model, f"{name}_l{k}{sfx}")
+
+            bias_hh = torch.zeros_like(ours("bias"))
+            if model.cell == "gru":
+                bias_hh = torch.cat([bias_hh[:2 * H], ours("bias_hn")])
+            weights |= {f"weight_ih_l{k}{sfx}": ours("weight_ih"), f"weight_hh_l{k}{sfx}": ours("weight_hh"),
+                        f"bias_ih_l{k}{sfx}": ours("bias"), f"bias_hh_l{k}{sfx}": bias_hh}
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out = torch.func.functional_call(torch_rnn, weights, (packed,))[0]
+    return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+def _outputs_and_gradients(run, model, x, lengths, seed=3):
+    y = run(x, lengths)
+    grad_y = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(seed))
+    return y, torch.autograd.grad((y * grad_y).sum(), [x, *model.parameters()])
+
+
+@pytest.mark.parametrize("lengths", [[6, 9, 1, 4], [1, 3], [5], [9], [7, 7, 7]],
+                         ids=["ragged", "length-1", "one-short", "one-full", "equal-short"])
+@pytest.mark.parametrize("bidirectional", [True, False], ids=["bi", "uni"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("cell", FUSED)
+def test_fused_cells_equal_torch_on_packed_sequences(cell, layers, bidirectional, lengths):
+    """The fused cells run on padded batches on CPU (asr/lstm.py, _padded_forward): outputs
+    and the gradients of the input and of every parameter are those of the packed
+    computation. Padding holds NaN, which must not leak in."""
+    model = make_model(cell, layers=layers, bidirectional=bidirectional)
+    lengths = torch.tensor(lengths)
+    x = torch.randn(len(lengths), 9, 5, dtype=torch.float64)
+    for b, n in enumerate(lengths):
+        x[b, n:] = float("nan")
+    x.requires_grad_()
+    y, grads = _outputs_and_gradients(model, model, x, lengths)
+    y_ref, grads_ref = _outputs_and_gradients(lambda x, lengths: packed_reference(model, x, lengths),
+                                              model, x, lengths)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-10)
+    assert (y[torch.arange(9) >= lengths[:, None]] == 0).all()
+    names = ["input", *(name for name, _ in model.named_parameters())]
+    assert len(grads) == len(names) == 1 + layers * model.num_directions * (4 if cell == "gru" else 3)
+    for name, g, g_ref in zip(names, grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("cell", FUSED)
+def test_fused_cells_do_not_pack_on_cpu(cell, monkeypatch):
+    """Packed sequences of unequal lengths take torch's slow generic CPU loop."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("packed on CPU")
+
+    monkeypatch.setattr(asr.lstm, "pack_padded_sequence", refuse)
+    model = make_model(cell)
+    model(torch.randn(3, 6, 5, dtype=torch.float64), torch.tensor([6, 2, 4])).sum().backward()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_takes_an_empty_batch(cell):
+    """(torch cannot pack an empty batch; the fused cells used to try.)"""
+    y = PeepholeLSTM(3, 2, cell=cell)(torch.zeros(0, 5, 3), torch.zeros(0, dtype=torch.long))
+    assert y.shape == (0, 5, 4)

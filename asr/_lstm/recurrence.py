@@ -80,7 +80,7 @@ def _check_cell(cell: str) -> str:
 
 
 def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torch.Tensor,
-            lengths: torch.Tensor, cell: str = "peephole"):
+            lengths: torch.Tensor, cell: str = "peephole", state=None):
     gates = _check_cell(cell)
     B, T, dirs, G = xg.shape
     H = G // len(gates)
@@ -92,7 +92,9 @@ def forward(xg: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor, peep: torc
     h_all = torch.empty_like(c_all)
     p = dict(zip(PEEPHOLES[cell], peep[:, :, None, :].unbind(1)))  # each (dirs, 1, H)
     w_t = w_hh.transpose(1, 2)
-    h = c = torch.zeros(dirs, B, H, dtype=xg.dtype, device=xg.device)
+    # `state` (h, c), each (dirs, B, H): where a stream's previous chunk ended (asr.lstm's
+    # forward_state); zero at a sequence's start.
+    h, c = state if state is not None else (torch.zeros(dirs, B, H, dtype=xg.dtype, device=xg.device),) * 2
     for s in range(steps):
         z = dict(zip(gates, torch.baddbmm(x_steps[s], h, w_t).chunk(len(gates), dim=-1)))
         a = dict(zip(gates, act[s].chunk(len(gates), dim=-1)))

@@ -4,8 +4,9 @@ forward + backward of the recipe's network on a batch of 16 x ~300 frames, the b
     python -m recipes.variants.step_cost [--threads 1] [--equal-lengths]
 
 Real batches hold utterances of unequal lengths (grouped by length, not equal), which is the
-default here (lengths 280-300 frames). The fused cells (vanilla, gru, rnn) then run torch's
-ops on packed sequences; the study's time depends on it, so run.sh's estimate uses this.
+default here (lengths 280-300 frames). The fused cells (vanilla, gru, rnn) ran torch's ops on
+packed sequences then, several times slower on a CPU; they now run on padded batches
+(asr/lstm.py, _fused_forward). The README's estimate of the study's time uses this.
 """
 
 from __future__ import annotations
