@@ -358,6 +358,34 @@ def test_a_required_kernel_that_cannot_be_built_is_an_error(monkeypatch, tmp_pat
         extension.kernel.cache_clear()
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dirs", [1, 2])
+def test_mkl_product_agrees(threads, dirs):
+    """MKL's packed GEMM as the per-step product (float32; ASR_LSTM_PRODUCT=mkl), including
+    chunks of hidden units per thread (H = 70: three panels of AVX2's 16 columns)."""
+    cpp = cpp_kernel()
+    if not cpp._ops.mkl_available():
+        pytest.skip("this torch does not export MKL's packed GEMM")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _kernels_agree(extension.CppKernel(cpp._ops, "mkl"), B=13, T=9, dirs=dirs, H=70,
+                       dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_wrong_product_setting_is_an_error(monkeypatch):
+    cpp_kernel()
+    monkeypatch.setenv("ASR_LSTM_PRODUCT", "blas")
+    extension.kernel.cache_clear()
+    try:
+        with pytest.raises(UserError, match="ASR_LSTM_PRODUCT=blas: choose one of auto, own, mkl"):
+            extension.kernel()
+    finally:
+        extension.kernel.cache_clear()
+
+
 def test_the_build_is_cached():
     cpp_kernel()
     assert extension.library_path().is_file()
