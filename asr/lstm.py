@@ -23,7 +23,9 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
 - only the recurrence is a time loop. On CPU it runs in C++
   (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once
   for a register-blocked product per step, and the bias, peepholes and gate
-  nonlinearities in one vectorised loop. On CUDA it runs in asr/_lstm/triton_loop.py:
+  nonlinearities in one vectorised loop; built with AVX-512 (16-wide) where torch
+  itself runs AVX-512, else AVX2. MKL's packed GEMM can run the per-step product
+  instead (``ASR_LSTM_PRODUCT=auto|own|mkl``; auto times both once per machine). On CUDA it runs in asr/_lstm/triton_loop.py:
   per step one cuBLAS product for both directions and one fused Triton kernel for the
   bias-added pre-activations -> gates, peepholes, c and h (backwards: one kernel for
   all gate errors and the carried dc, one product for dh); the whole loop is captured
