@@ -13,7 +13,8 @@
 // step's product and gate loop are shared out among the threads instead. W_h is
 // packed once per call for a register-blocked product (PackedMatrix), and the gate
 // loop is one pass the compiler vectorises (glibc's vector exp and tanh, enabled by
-// -ffast-math). Sequences are visited longest first, so the live ones are always a
+// -ffast-math); both are 16 floats wide where built for AVX-512, 8 for AVX2. MKL's
+// packed GEMM can replace the product (Product; extension.py picks the faster). Sequences are visited longest first, so the live ones are always a
 // prefix of the state and the product runs on that prefix only, as with packed
 // sequences. Direction 1 reads each sequence backwards from its own last frame.
 // All tensors stay in the caller's layout: (B, T, dirs, H or GH).
