@@ -185,9 +185,9 @@ def _cpu_model() -> str:
 def _time_products(ops) -> dict[str, float]:
     """Median seconds of a 3x250-like layer's loop (B=16, 60 frames, both directions,
     forward + backward) per product, interleaved so that a busy machine slows both alike."""
-    torch.manual_seed(0)
+    rng = torch.Generator().manual_seed(0)  # its own: the caller's random state stays as it was
     B, T, H = 16, 60, 250
-    xg, w_hh = torch.randn(B, T, 2, 4 * H), torch.randn(2, 4 * H, H) * 0.05
+    xg, w_hh = torch.randn(B, T, 2, 4 * H, generator=rng), torch.randn(2, 4 * H, H, generator=rng) * 0.05
     bias, peep, lengths = torch.zeros(2, 4 * H), torch.zeros(2, 3, H), torch.full((B,), T)
     times = {name: [] for name in PRODUCTS}
     for _ in range(5):
