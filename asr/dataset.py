@@ -29,6 +29,7 @@ train.max_frames.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -264,6 +265,15 @@ class _EpochBatches(torch.utils.data.Dataset):
         return self.dataset.batch(self.batches[k], self.epoch)
 
 
+def _batch_worker(worker: int) -> None:
+    # Ctrl-C and a scheduler's SIGTERM reach the whole process group. The training process
+    # saves last.pt and ends its workers itself; a worker that died of the signal first
+    # would turn that orderly stop into a DataLoader error, and the save would not happen.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _one_thread(worker)
+
+
 def epoch_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]], epoch: int,
                   num_workers: int = 0) -> Iterator[Batch]:
     """The training batches of `epoch`, in order. Input augmentation (the costly part: waveform
@@ -274,7 +284,7 @@ def epoch_batches(dataset: FeatureDataset, batches: Sequence[Sequence[int]], epo
     if num_workers == 0 or augmenter is None or not augmenter.input_enabled:
         return (dataset.batch(indices, epoch) for indices in batches)
     loader = torch.utils.data.DataLoader(_EpochBatches(dataset, batches, epoch), batch_size=None,
-                                         num_workers=num_workers, worker_init_fn=_one_thread,
+                                         num_workers=num_workers, worker_init_fn=_batch_worker,
                                          prefetch_factor=4)
     return iter(loader)
 

@@ -240,8 +240,10 @@ def shorten(text: str, limit: int = 150) -> str:
 
 def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size: int = 16, batch_size: int = 16,
                         num_workers: int = 0, log=print, save_to: str | os.PathLike | None = None,
-                        **grid) -> tuple[float, float, list]:
-    """Grid-search the transcriber's LM weight and insertion bonus for the lowest PER/CER on `utterances`.
+                        metric: str | None = None, **grid) -> tuple[float, float, list]:
+    """Grid-search the transcriber's LM weight and insertion bonus for the lowest error rate on `utterances`:
+    `metric` (default the model's primary one, PER or CER; ``wer`` for a character model's word LM, whose
+    weight tuned on CER can cost words: it deletes short ones).
 
     save_to: a model folder to store the LM and the best settings in (`asr.fusion.save_decoding_settings`),
     so that the model decodes with them by default; the LM must then come from a file
@@ -254,7 +256,11 @@ def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size:
                         "(Transcriber.from_checkpoint(..., lm_path=ARPA))")
     if save_to is not None:
         output_folder(save_to)
-    weight, bonus, table = _tune(transcriber, utterances, beam_size, batch_size, num_workers, log, grid)
+    metric = metric or primary_metric(transcriber.tokens)
+    if metric not in ("per", "cer", "wer") or (metric == "per") != (transcriber.tokens.kind == "phones"):
+        raise UserError(f"tuning on {metric!r}: a {transcriber.tokens.kind} model is scored by "
+                        f"{'per' if transcriber.tokens.kind == 'phones' else 'cer or wer'}")
+    weight, bonus, table = _tune(transcriber, utterances, beam_size, batch_size, num_workers, log, metric, grid)
     if save_to is not None:
         path = save_decoding_settings(save_to, transcriber.lm_path, weight, bonus, beam_size)
         log(f"stored the LM and its settings: {path}")
@@ -262,11 +268,11 @@ def tune_language_model(transcriber, utterances: Sequence[Utterance], beam_size:
 
 
 def _tune(transcriber, utterances: Sequence[Utterance], beam_size: int, batch_size: int, num_workers: int, log,
-          grid: dict) -> tuple[float, float, list]:
-    """`tune_fusion` on the posteriors of `utterances`, scored by the model's primary error rate."""
+          metric: str, grid: dict) -> tuple[float, float, list]:
+    """`tune_fusion` on the posteriors of `utterances`, scored by `metric`."""
     from asr.fusion import tune_fusion  # noqa: PLC0415
 
-    tokens, metric = transcriber.tokens, primary_metric(transcriber.tokens)
+    tokens = transcriber.tokens
     features, usable, _ = usable_features(transcriber, utterances, num_workers, log)
 
     def forward(positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -57,6 +57,8 @@ class Frontend:
 
     modality = ""  # the kind of input by name: corpora say which kind they hold
     unit = ""  # what frame times are measured in
+    # why this kind of input cannot be decoded as it arrives ('' where it can: audio)
+    not_streamable = ""
 
     def __init__(self, config, raw=None):
         self.config = config
@@ -262,6 +264,7 @@ class ImageFrontend(Frontend):
 
     modality = "image"
     unit = "columns"
+    not_streamable = "streaming needs a speech model; this one reads text-line images"
 
     @property
     def suffixes(self) -> frozenset[str]:

@@ -21,15 +21,18 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
   frames and both directions: the input projections W_x x forwards, and dx, dW_x,
   dW_h and the bias and peephole gradients backwards;
 - only the recurrence is a time loop. On CPU it runs in C++
-  (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once
-  for a register-blocked product per step, and the bias, peepholes and gate
-  nonlinearities in one vectorised loop. On CUDA it runs in asr/_lstm/triton_loop.py:
-  per step one cuBLAS product for both directions and one fused Triton kernel for the
-  bias-added pre-activations -> gates, peepholes, c and h (backwards: one kernel for
-  all gate errors and the carried dc, one product for dh); the whole loop is captured
-  once per shape in a CUDA graph and replayed, so a 300-step layer is one launch, not
-  600 (``ASR_LSTM_CUDA_GRAPHS=0`` turns graphs off). Where neither is available (no
-  C++ compiler, no triton) the same algorithm runs in torch ops
+  (asr/_lstm/recurrence.cpp): the two directions on two threads, W_h packed once for
+  a register-blocked product per step, and the bias, peepholes and gate
+  nonlinearities in one vectorised loop; built with AVX-512 (16-wide) where torch
+  itself runs AVX-512, else AVX2. MKL's packed GEMM can run the per-step product
+  instead (``ASR_LSTM_PRODUCT=auto|own|mkl``; auto times both once per machine). On
+  CUDA it runs in asr/_lstm/triton_loop.py: per step one cuBLAS product for both
+  directions and one fused Triton kernel for the bias-added pre-activations ->
+  gates, peepholes, c and h (backwards: one kernel for all gate errors and the
+  carried dc, one product for dh); the whole loop is captured once per shape in a
+  CUDA graph and replayed, so a 300-step layer is one launch, not 600
+  (``ASR_LSTM_CUDA_GRAPHS=0`` turns graphs off). Where neither is available (no C++
+  compiler, no triton) the same algorithm runs in torch ops
   (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
   ``ASR_LSTM_KERNEL=auto|triton|cpp|torch`` chooses (asr/_lstm/extension.py).
 

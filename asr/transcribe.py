@@ -287,8 +287,8 @@ class Transcriber:
     def check_streamable(self) -> None:
         """Refuse, in one line, a model that cannot decode a stream as it arrives."""
         model = self.model
-        if self.frontend.modality != "audio":
-            raise UserError("streaming needs a speech model; this one reads text-line images")
+        if self.frontend.not_streamable:
+            raise UserError(self.frontend.not_streamable)
         if model.config.bidirectional:
             raise UserError("streaming needs a unidirectional model (model.bidirectional: false): this one is "
                             "bidirectional, and its reverse direction needs the end of the audio first")

@@ -173,7 +173,8 @@ def test_kernels_agree_on_float32_forward_and_backward():
 @pytest.mark.parametrize("dirs", [1, 2])
 def test_kernels_agree_however_the_work_is_shared_out(threads, dirs):
     """One thread; a thread per direction; and more threads than directions, where
-    every step's hidden units (H = 45: three panels) are cut into chunks."""
+    every step's hidden units (H = 45: three panels of 16 columns with AVX2, two of 32
+    with AVX-512) are cut into chunks."""
     cpp = cpp_kernel()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -354,6 +355,35 @@ def test_a_required_kernel_that_cannot_be_built_is_an_error(monkeypatch, tmp_pat
             extension.kernel()
         monkeypatch.setenv("ASR_LSTM_KERNEL", "torch")
         assert extension.kernel() is None
+    finally:
+        extension.kernel.cache_clear()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dirs", [1, 2])
+def test_mkl_product_agrees(threads, dirs):
+    """MKL's packed GEMM as the per-step product (float32; ASR_LSTM_PRODUCT=mkl), including
+    chunks of hidden units per thread (H = 70: five panels of 16 columns with AVX2, three of
+    32 with AVX-512)."""
+    cpp = cpp_kernel()
+    if not cpp._ops.mkl_available():
+        pytest.skip("this torch does not export MKL's packed GEMM")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _kernels_agree(extension.CppKernel(cpp._ops, "mkl"), B=13, T=9, dirs=dirs, H=70,
+                       dtype=torch.float32, tol=dict(rtol=1e-5, atol=1e-6))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_wrong_product_setting_is_an_error(monkeypatch):
+    cpp_kernel()
+    monkeypatch.setenv("ASR_LSTM_PRODUCT", "blas")
+    extension.kernel.cache_clear()
+    try:
+        with pytest.raises(UserError, match="ASR_LSTM_PRODUCT=blas: choose one of auto, own, mkl"):
+            extension.kernel()
     finally:
         extension.kernel.cache_clear()
 

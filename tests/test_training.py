@@ -271,17 +271,30 @@ def test_temporaries_of_killed_writers_are_removed_when_a_run_resumes(tiny_timit
     assert not any(path.exists() for path in stale)
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def children() -> list[int]:
+    return [int(pid) for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
+
+
+@pytest.mark.parametrize("signum, status, workers", [(signal.SIGTERM, 143, 0), (signal.SIGINT, 130, 0),
+                                                     (signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1)])
 def test_a_stopped_run_exits_with_the_signals_status_and_resumes(tiny_timit, tmp_path, monkeypatch, signum,
-                                                                  status):
+                                                                  status, workers):
+    """Also with batch-building workers, which get the signal too (Ctrl-C and schedulers signal the whole
+    process group): the run still saves and exits with the signal's status."""
+    import yaml
+
     import train
 
-    config = write_tiny_config(tmp_path / "tiny.yaml", max_epochs=2)
+    config = tmp_path / "tiny.yaml"
+    overrides = ["augment.speed_prob=1.0", f"data.num_workers={workers}"]
+    # batches of one: more batches than the workers build ahead, so the loader outlives the signal
+    config.write_text(yaml.safe_dump(tiny_config(max_epochs=2, batch_size=1).override(overrides).to_dict()))
     step = Trainer.train_step
 
     def signalled_step(self, batch, global_size):
         if self.state.step == 2:
-            os.kill(os.getpid(), signum)  # as a scheduler would; honoured after this update
+            for pid in [os.getpid(), *children()]:  # as a scheduler would; honoured after this update
+                os.kill(pid, signum)
         return step(self, batch, global_size)
 
     monkeypatch.setattr(Trainer, "train_step", signalled_step)

@@ -182,6 +182,12 @@ def test_lm_build_and_tune(tiny_checkpoint, tiny_timit, tmp_path):
                                                weights=(0.0, 0.5), bonuses=(0.0, 1.0), log=lambda m: None)
     assert len(table) == 4 and (weight, bonus) in [(w, b) for w, b, _ in table]
     assert min(e for _, _, e in table) == [e for w, b, e in table if (w, b) == (weight, bonus)][0]
+    utterances = read_timit(tiny_timit, "test")
+    per = tune_language_model(transcriber, utterances, beam_size=4, weights=(0.0, 0.5), bonuses=(0.0, 1.0),
+                              log=lambda m: None, metric="per")
+    assert per == (weight, bonus, table)  # PER is a phone model's primary metric: the same search
+    with pytest.raises(UserError, match="tuning on 'wer': a phones model is scored by per"):
+        tune_language_model(transcriber, utterances, beam_size=4, log=lambda m: None, metric="wer")
 
 
 def long_timit_utterance(root, seconds=20.0, rate=16000):

@@ -16,6 +16,9 @@ Later imports only load it. ``ASR_LSTM_KERNEL`` chooses what happens when that f
 - ``triton``: the Triton loop is required; it runs on CUDA tensors, and on CPU
   tensors only in Triton's interpreter (``TRITON_INTERPRET=1``, for tests).
 
+The C++ loop is built for AVX-512 where torch runs AVX-512 itself, else for AVX2 (or
+plain x86-64); ``ASR_LSTM_PRODUCT`` chooses its per-step product (see `product`).
+
 The Triton loop is ``auto``'s choice for CUDA tensors whenever triton imports; where it
 does not (a CPU-only install), CUDA tensors get the plain torch loop, with one warning.
 """
@@ -24,11 +27,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -40,11 +46,19 @@ from asr.errors import UserError
 SOURCE = Path(__file__).with_name("recurrence.cpp")
 NAMESPACE = "asr_peephole_lstm"  # the TORCH_LIBRARY namespace in recurrence.cpp
 CHOICES = ("auto", "triton", "cpp", "torch")  # the values of ASR_LSTM_KERNEL
+PRODUCTS = ("own", "mkl")  # the C++ loop's recurrent product, numbered as in recurrence.cpp
 
 
 def _cpu_flags() -> list[str]:
-    """Vector instructions for the gate loop, only where this CPU (as torch sees it) has them."""
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+    """Vector instructions for the product and the gate loop, only where this CPU (as torch
+    sees it) has them. AVX-512 follows torch's own choice, so that ATEN_CPU_CAPABILITY=avx2
+    gets the AVX2 build (and the same library as an AVX2 machine). prefer-vector-width:
+    GCC otherwise may vectorise the gate loop 256 bits wide even with AVX-512 enabled."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        return ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
+                "-mprefer-vector-width=512"]
+    if capability == "AVX2":
         return ["-mavx2", "-mfma"]
     return []
 
@@ -98,16 +112,19 @@ class CppKernel:
 
     CELLS = CELLS  # all of asr._lstm.recurrence's cells; the `cell` argument is the index
 
-    def __init__(self, ops):
+    def __init__(self, ops, product: str = "own"):
         self._ops = ops
+        self.product = product  # how the recurrent product runs: one of PRODUCTS
 
     def forward(self, xg, bias, w_hh, peep, lengths, cell="peephole"):
         """-> h, c, act; act is xg itself, overwritten in place."""
-        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths, CELLS.index(cell))
+        h, c = self._ops.forward(xg, bias, w_hh, peep, lengths, CELLS.index(cell),
+                                 PRODUCTS.index(self.product))
         return h, c, xg
 
     def backward(self, grad_h, w_hh, peep, c, act, lengths, cell="peephole"):
-        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths, CELLS.index(cell))
+        return self._ops.backward(grad_h, w_hh, peep, c, act, lengths, CELLS.index(cell),
+                                  PRODUCTS.index(self.product))
 
 
 def choice() -> str:
@@ -155,6 +172,69 @@ def _warn_once(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _time_products(ops) -> dict[str, float]:
+    """Median seconds of a 3x250-like layer's loop (B=16, 60 frames, both directions,
+    forward + backward) per product, interleaved so that a busy machine slows both alike."""
+    rng = torch.Generator().manual_seed(0)  # its own: the caller's random state stays as it was
+    B, T, H = 16, 60, 250
+    xg, w_hh = torch.randn(B, T, 2, 4 * H, generator=rng), torch.randn(2, 4 * H, H, generator=rng) * 0.05
+    bias, peep, lengths = torch.zeros(2, 4 * H), torch.zeros(2, 3, H), torch.full((B,), T)
+    times = {name: [] for name in PRODUCTS}
+    for _ in range(5):
+        for name in PRODUCTS:
+            loop = CppKernel(ops, name)
+            start = time.perf_counter()
+            h, c, act = loop.forward(xg.clone(), bias, w_hh, peep, lengths)
+            loop.backward(h, w_hh, peep, c, act, lengths)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
+
+
+def product(ops, lib: Path) -> str:
+    """How the C++ loop runs its recurrent product, from ASR_LSTM_PRODUCT: ``own`` (the packed
+    register-blocked kernel in recurrence.cpp), ``mkl`` (MKL's packed GEMM, float32 only), or
+    ``auto`` (the default): MKL where it was at least 10 % faster on this machine, timed once
+    (about a second) and remembered in products.json beside the library, keyed by CPU model,
+    torch's CPU capability, MKL_ENABLE_INSTRUCTIONS and thread count. Which is faster
+    depends on the CPU, the load and MKL's version; delete the file to time again."""
+    chosen = os.environ.get("ASR_LSTM_PRODUCT", "auto")
+    if chosen not in ("auto", *PRODUCTS):
+        raise UserError(f"ASR_LSTM_PRODUCT={chosen}: choose one of auto, {', '.join(PRODUCTS)}")
+    if chosen == "mkl" and not ops.mkl_available():
+        raise UserError("ASR_LSTM_PRODUCT=mkl: this torch does not export MKL's packed GEMM")
+    if chosen != "auto":
+        return chosen
+    if not ops.mkl_available():
+        return "own"
+    # MKL_ENABLE_INSTRUCTIONS caps MKL's own ISA (as ATEN_CPU_CAPABILITY caps torch's)
+    key = (f"{_cpu_model()} | {torch.backends.cpu.get_cpu_capability()} | "
+           f"MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'any')} | {torch.get_num_threads()} threads")
+    path = lib.with_name("products.json")
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        times = _time_products(ops)
+        # own unless MKL is clearly faster: one timing on a busy machine is noisy, and it sticks
+        fastest = "mkl" if times["mkl"] < 0.9 * times["own"] else "own"
+        known[key] = {"fastest": fastest, "seconds": times}
+        with tempfile.NamedTemporaryFile("w", dir=lib.parent, delete=False) as tmp:
+            json.dump(known, tmp, indent=1)
+        os.replace(tmp.name, path)
+    return known[key]["fastest"]
+
+
 @functools.cache
 def kernel() -> CppKernel | None:
     """The C++ kernel, built on first use; None where it cannot be had (unless required)."""
@@ -170,7 +250,10 @@ def kernel() -> CppKernel | None:
                   "(once; about half a minute)", file=sys.stderr, flush=True)
             build(lib)
         torch.ops.load_library(str(lib))
-        return CppKernel(getattr(torch.ops, NAMESPACE))
+        ops = getattr(torch.ops, NAMESPACE)
+        return CppKernel(ops, product(ops, lib))
+    except UserError:  # a wrong setting (ASR_LSTM_PRODUCT) is the user's to fix, not a fallback
+        raise
     except Exception as error:  # any failure here only costs speed, unless the kernel is required
         if chosen == "cpp":
             raise UserError(f"ASR_LSTM_KERNEL=cpp: the C++ LSTM kernel could not be built ({error}). "

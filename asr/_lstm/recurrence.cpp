@@ -13,7 +13,8 @@
 // step's product and gate loop are shared out among the threads instead. W_h is
 // packed once per call for a register-blocked product (PackedMatrix), and the gate
 // loop is one pass the compiler vectorises (glibc's vector exp and tanh, enabled by
-// -ffast-math). Sequences are visited longest first, so the live ones are always a
+// -ffast-math); both are 16 floats wide where built for AVX-512, 8 for AVX2. MKL's
+// packed GEMM can replace the product (Product; extension.py picks the faster). Sequences are visited longest first, so the live ones are always a
 // prefix of the state and the product runs on that prefix only, as with packed
 // sequences. Direction 1 reads each sequence backwards from its own last frame.
 // All tensors stay in the caller's layout: (B, T, dirs, H or GH).
@@ -36,6 +37,8 @@
 #include <cstring>
 #include <numeric>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -85,13 +88,22 @@ struct Schedule {
 // broadcast-multiply-adds. A general GEMM would repack B at every step, which for
 // these shapes (n = batch, K = H, N = 4H and back) costs nearly as much as the product.
 
+// The vector width is the compiler's: extension.py passes the AVX-512 flags only where
+// torch itself runs AVX-512 kernels (get_cpu_capability), and the AVX2 ones otherwise.
+// AVX-512 also has 32 vector registers instead of 16, so a block can have more rows.
+#if defined(__AVX512F__)
+constexpr int64_t VECTOR_BYTES = 64;
+constexpr int64_t MR = 8;  // rows of C per block: 2 * MR accumulators + 3 operands fit 32 registers
+#else
+constexpr int64_t VECTOR_BYTES = 32;
+constexpr int64_t MR = 6;  // rows of C per block: 2 * MR accumulators + 3 operands fit 16 registers
+#endif
+
 template <typename T>
 struct Lanes {
-  static constexpr int64_t count = 32 / sizeof(T);  // one 256-bit vector
-  using Vec [[gnu::vector_size(32)]] = T;
+  static constexpr int64_t count = VECTOR_BYTES / sizeof(T);  // one vector
+  using Vec [[gnu::vector_size(VECTOR_BYTES)]] = T;
 };
-
-constexpr int64_t MR = 6;  // rows of C per block: 2 * MR accumulators + 3 operands fit 16 registers
 
 template <typename T, int64_t ROWS>
 void block_product(int64_t K, const T* __restrict__ A, int64_t lda, const T* __restrict__ panel,
@@ -121,6 +133,32 @@ void block_product(int64_t K, const T* __restrict__ A, int64_t lda, const T* __r
   }
 }
 
+// MKL's packed GEMM, the way oneDNN runs its RNNs: W_h is packed once into MKL's own
+// layout for this CPU, and each step's product reads it as is. torch's x86 builds link
+// MKL statically and export these (LP64: int sizes; the enums are ints); they are weak
+// so that the library still loads on a torch without them (the own kernel then runs).
+extern "C" {
+[[gnu::weak]] size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k);
+[[gnu::weak]] void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k,
+                                    float alpha, const float* src, int ld, float* dest);
+[[gnu::weak]] void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k,
+                                       const float* a, int lda, const float* b, int ldb,
+                                       float beta, float* c, int ldc);
+}
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+bool mkl_available() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
+
+// block_product for the last block's `rows` (< ROWS) as well as for full ones.
+template <typename T, int64_t ROWS = MR>
+void block_rows(int64_t rows, int64_t K, const T* A, int64_t lda, const T* panel, T* C, int64_t ldc,
+                int64_t cols) {
+  if constexpr (ROWS > 1) {
+    if (rows < ROWS) return block_rows<T, ROWS - 1>(rows, K, A, lda, panel, C, ldc, cols);
+  }
+  block_product<T, ROWS>(K, A, lda, panel, C, ldc, cols);
+}
+
 template <typename T>
 class PackedMatrix {
  public:
@@ -140,10 +178,42 @@ class PackedMatrix {
     }
   }
 
+  // Also packs B[:, first:last] for MKL, for each of the column ranges that multiply
+  // will be asked for (a thread's chunk); float only, and only where MKL is there.
+  void pack_mkl(const T* data, int64_t k_stride, int64_t j_stride,
+                const std::vector<std::pair<int64_t, int64_t>>& ranges) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!mkl_available()) return;
+      for (auto [first, last] : ranges) {
+        const int n = static_cast<int>(last - first), k = static_cast<int>(K_);
+        // B row-major is NoTrans with ld = k_stride; B^T row-major (j_stride > 1) is Trans
+        const bool trans = j_stride != 1;
+        const int ld = static_cast<int>(trans ? j_stride : k_stride);
+        const T* src = data + first * j_stride;
+        const int64_t floats = (cblas_sgemm_pack_get_size(kBMatrix, MR, n, k) + 3) / 4;
+        mkl_.push_back({first, last, at::empty({floats}, at::kFloat)});
+        cblas_sgemm_pack(kRowMajor, kBMatrix, trans ? kTrans : kNoTrans, MR, n, k, 1.0f, src, ld,
+                         mkl_.back().packed.template data_ptr<float>());
+      }
+    }
+  }
+
   // C[:n, first:last] = A[:n] @ B[:, first:last], for columns first, last on panel
   // boundaries (multiples of NR, or last = N).
   void multiply(const T* A, int64_t lda, int64_t n, T* C, int64_t ldc, int64_t first,
                 int64_t last) const {
+    if constexpr (std::is_same_v<T, float>) {
+      for (const auto& m : mkl_) {
+        if (m.first == first && m.last == last) {
+          cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, static_cast<int>(n),
+                              static_cast<int>(last - first), static_cast<int>(K_), A,
+                              static_cast<int>(lda), m.packed.template data_ptr<float>(),
+                              static_cast<int>(last - first), 0.0f, C + first,
+                              static_cast<int>(ldc));
+          return;
+        }
+      }
+    }
     const T* packed = packed_.data_ptr<T>();
     for (int64_t p = first / NR; p * NR < last; ++p) {
       const T* panel = packed + p * K_ * NR;
@@ -151,14 +221,7 @@ class PackedMatrix {
       for (int64_t r = 0; r < n; r += MR) {
         const T* a = A + r * lda;
         T* c = C + r * ldc + p * NR;
-        switch (std::min(MR, n - r)) {
-          case 6: block_product<T, 6>(K_, a, lda, panel, c, ldc, cols); break;
-          case 5: block_product<T, 5>(K_, a, lda, panel, c, ldc, cols); break;
-          case 4: block_product<T, 4>(K_, a, lda, panel, c, ldc, cols); break;
-          case 3: block_product<T, 3>(K_, a, lda, panel, c, ldc, cols); break;
-          case 2: block_product<T, 2>(K_, a, lda, panel, c, ldc, cols); break;
-          default: block_product<T, 1>(K_, a, lda, panel, c, ldc, cols); break;
-        }
+        block_rows<T>(std::min(MR, n - r), K_, a, lda, panel, c, ldc, cols);
       }
     }
   }
@@ -166,10 +229,19 @@ class PackedMatrix {
  private:
   int64_t K_, N_, panels_;
   at::Tensor packed_;
+  struct MklPack {
+    int64_t first, last;
+    at::Tensor packed;
+  };
+  std::vector<MklPack> mkl_;  // empty unless pack_mkl was called (and MKL is there)
 };
 
 // ---------------------------------------------------------------------------
 // The gates of one step of one sequence, for hidden units [first, last).
+
+// How the recurrent product runs: the own packed kernel, or MKL's packed GEMM (float
+// only; extension.py times both once per machine and passes the faster).
+enum Product : int64_t { OWN = 0, MKL = 1 };
 
 enum Cell : int64_t { PEEPHOLE = 0, CIFG = 1, NFG = 2, NOG = 3, NOAF = 4 };
 
@@ -314,6 +386,11 @@ struct Teams {
   }
   int64_t first(int64_t chunk) const { return chunk * units; }
   int64_t last(int64_t chunk, int64_t H) const { return std::min(H, (chunk + 1) * units); }
+  std::vector<std::pair<int64_t, int64_t>> ranges(int64_t H) const {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) out.emplace_back(first(chunk), last(chunk, H));
+    return out;
+  }
 
   // step(d, chunk, s) for every step (in the order given by steps) and task.
   template <typename F>
@@ -347,7 +424,7 @@ std::vector<int64_t> step_order(int64_t steps, bool backwards) {
 template <int64_t C>
 std::tuple<at::Tensor, at::Tensor> cell_forward(at::Tensor xg, const at::Tensor& bias,
                                                 const at::Tensor& w_hh, const at::Tensor& peep,
-                                                const at::Tensor& lengths) {
+                                                const at::Tensor& lengths, int64_t product) {
   constexpr int64_t G = Layout<C>::G;
   check_inputs(xg, w_hh, peep, G, Layout<C>::P);
   TORCH_CHECK(bias.is_contiguous() && bias.scalar_type() == xg.scalar_type() &&
@@ -366,6 +443,8 @@ std::tuple<at::Tensor, at::Tensor> cell_forward(at::Tensor xg, const at::Tensor&
     for (int64_t d = 0; d < dirs; ++d) {
       for (int64_t g = 0; g < G; ++g) {
         w.emplace_back(w_hh.data_ptr<scalar_t>() + (d * G + g) * H * H, H, H, 1, H);
+        if (product == MKL) w.back().pack_mkl(w_hh.data_ptr<scalar_t>() + (d * G + g) * H * H, 1, H,
+                                              teams.ranges(H));
       }
     }
     // state per direction: h of the step before and of this step, c, and W_h h_prev
@@ -403,7 +482,8 @@ std::tuple<at::Tensor, at::Tensor> cell_forward(at::Tensor xg, const at::Tensor&
 // -> dz (B, T, dirs, GH): the error of each gate's pre-activation, zero at padding.
 template <int64_t C>
 at::Tensor cell_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
-                         const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths) {
+                         const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths,
+                         int64_t product) {
   constexpr int64_t G = Layout<C>::G;
   check_inputs(act, w_hh, peep, G, Layout<C>::P);
   TORCH_CHECK(grad_h.sizes() == c.sizes() && grad_h.is_contiguous() && c.is_contiguous(),
@@ -418,6 +498,8 @@ at::Tensor cell_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
     std::vector<Packed> w;  // W_h per direction, so that dh = dz @ W_h
     for (int64_t d = 0; d < dirs; ++d) {
       w.emplace_back(w_hh.data_ptr<scalar_t>() + d * G * H * H, G * H, H, H, 1);
+      if (product == MKL) w.back().pack_mkl(w_hh.data_ptr<scalar_t>() + d * G * H * H, H, 1,
+                                            teams.ranges(H));
     }
     // state per direction: W_h^T dz of the step after, the cell error carried back,
     // and dz of the step after and of this step
@@ -457,26 +539,27 @@ at::Tensor cell_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
 
 std::tuple<at::Tensor, at::Tensor> lstm_forward(at::Tensor xg, const at::Tensor& bias,
                                                 const at::Tensor& w_hh, const at::Tensor& peep,
-                                                const at::Tensor& lengths, int64_t cell) {
+                                                const at::Tensor& lengths, int64_t cell,
+                                                int64_t product) {
   switch (cell) {
-    case PEEPHOLE: return cell_forward<PEEPHOLE>(xg, bias, w_hh, peep, lengths);
-    case CIFG: return cell_forward<CIFG>(xg, bias, w_hh, peep, lengths);
-    case NFG: return cell_forward<NFG>(xg, bias, w_hh, peep, lengths);
-    case NOG: return cell_forward<NOG>(xg, bias, w_hh, peep, lengths);
-    case NOAF: return cell_forward<NOAF>(xg, bias, w_hh, peep, lengths);
+    case PEEPHOLE: return cell_forward<PEEPHOLE>(xg, bias, w_hh, peep, lengths, product);
+    case CIFG: return cell_forward<CIFG>(xg, bias, w_hh, peep, lengths, product);
+    case NFG: return cell_forward<NFG>(xg, bias, w_hh, peep, lengths, product);
+    case NOG: return cell_forward<NOG>(xg, bias, w_hh, peep, lengths, product);
+    case NOAF: return cell_forward<NOAF>(xg, bias, w_hh, peep, lengths, product);
   }
   TORCH_CHECK(false, "unknown cell ", cell);
 }
 
 at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const at::Tensor& peep,
                          const at::Tensor& c, const at::Tensor& act, const at::Tensor& lengths,
-                         int64_t cell) {
+                         int64_t cell, int64_t product) {
   switch (cell) {
-    case PEEPHOLE: return cell_backward<PEEPHOLE>(grad_h, w_hh, peep, c, act, lengths);
-    case CIFG: return cell_backward<CIFG>(grad_h, w_hh, peep, c, act, lengths);
-    case NFG: return cell_backward<NFG>(grad_h, w_hh, peep, c, act, lengths);
-    case NOG: return cell_backward<NOG>(grad_h, w_hh, peep, c, act, lengths);
-    case NOAF: return cell_backward<NOAF>(grad_h, w_hh, peep, c, act, lengths);
+    case PEEPHOLE: return cell_backward<PEEPHOLE>(grad_h, w_hh, peep, c, act, lengths, product);
+    case CIFG: return cell_backward<CIFG>(grad_h, w_hh, peep, c, act, lengths, product);
+    case NFG: return cell_backward<NFG>(grad_h, w_hh, peep, c, act, lengths, product);
+    case NOG: return cell_backward<NOG>(grad_h, w_hh, peep, c, act, lengths, product);
+    case NOAF: return cell_backward<NOAF>(grad_h, w_hh, peep, c, act, lengths, product);
   }
   TORCH_CHECK(false, "unknown cell ", cell);
 }
@@ -485,9 +568,10 @@ at::Tensor lstm_backward(const at::Tensor& grad_h, const at::Tensor& w_hh, const
 
 TORCH_LIBRARY(asr_peephole_lstm, m) {
   m.def("forward(Tensor(a!) xg, Tensor bias, Tensor w_hh, Tensor peep, Tensor lengths,"
-        " int cell=0) -> (Tensor, Tensor)",
+        " int cell=0, int product=0) -> (Tensor, Tensor)",
         &lstm_forward);
+  m.def("mkl_available() -> bool", [] { return mkl_available(); });
   m.def("backward(Tensor grad_h, Tensor w_hh, Tensor peep, Tensor c, Tensor act,"
-        " Tensor lengths, int cell=0) -> Tensor",
+        " Tensor lengths, int cell=0, int product=0) -> Tensor",
         &lstm_backward);
 }

@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     test.add_argument("--save-lm-settings", action="store_true",
                       help="with --tune-lm: store the LM and the best weight, bonus and beam in the checkpoint's "
                            "folder (lm.arpa(.gz) + decoding.yaml), so that decoding uses them by default")
+    test.add_argument("--tune-metric", choices=("per", "cer", "wer"),
+                      help="with --tune-lm: the error rate to minimise (default: PER for phones, CER for "
+                           "characters; wer suits a word LM)")
     return parser.parse_args(argv)
 
 
@@ -126,6 +129,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--realtime paces --stream FILE; standard input arrives at its own pace")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
+    if args.tune_metric and not args.tune_lm:
+        raise UserError("--tune-metric chooses what --tune-lm minimises: add --tune-lm")
     if args.save_lm_settings and not args.tune_lm:
         raise UserError("--save-lm-settings stores what --tune-lm finds: add --tune-lm (and --test-set with its "
                         "dev split)")
@@ -304,8 +309,9 @@ def tune_lm(args: argparse.Namespace) -> int:
     beam = args.beam or max(transcriber.beam_size, 8)
     save_to = transcriber.model_folder if args.save_lm_settings else None
     weight, bonus, table = tune_language_model(transcriber, utterances, beam, args.batch_size, args.workers,
-                                               log=lambda m: print(m, file=sys.stderr), save_to=save_to)
-    print("lm_weight  insertion_bonus  error")
+                                               log=lambda m: print(m, file=sys.stderr), save_to=save_to,
+                                               metric=args.tune_metric)
+    print(f"lm_weight  insertion_bonus  {(args.tune_metric or 'error').upper()}")
     for row in table:
         print(f"{row[0]:9.2f}  {row[1]:15.2f}  {100 * row[2]:5.2f}%")
     print(f"best on {split}: --lm {transcriber.lm_path} --lm-weight {weight:g} --insertion-bonus {bonus:g} "
