@@ -182,7 +182,7 @@ def test_summary_counts_the_cells_parameters(cell):
     assert f"parameters: {n} " in summary
 
 
-@pytest.mark.parametrize("name", ["synth-small", "handwriting-small"])
+@pytest.mark.parametrize("name", ["english", "synth-small", "handwriting-small"])
 def test_shipped_checkpoints_without_cell_still_load(name):
     payload = load_checkpoint(f"checkpoints/{name}/model.pt")
     assert "cell" not in payload["config"]["model"]

@@ -240,7 +240,7 @@ def test_every_shipped_config_passes_the_checks(path):
     assert plain(config.to_dict())
 
 
-@pytest.mark.parametrize("name", ["synth-small", "handwriting-small"])
+@pytest.mark.parametrize("name", ["english", "synth-small", "handwriting-small"])
 def test_the_shipped_checkpoints_configs_pass_the_checks(name):
     path = ROOT / "checkpoints" / name / "model.pt"
     payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -250,7 +250,7 @@ def test_pocketsphinx_recognizes_go_forward(tmp_path):
     assert utterance["pocketsphinx"] == utterance["reference"] == "go forward ten meters"
     raw = report["sets"]["raw"]["systems"]
     assert raw["pocketsphinx"]["wer"] == 0 and raw["pocketsphinx"]["rtf"] > 0
-    assert raw["ours"]["wer"] is None
+    assert raw["ours"]["wer"] >= 0 and isinstance(utterance["ours"], str)  # the default English model writes words
 
 
 def test_a_character_model_is_scored_in_words(tmp_path):
