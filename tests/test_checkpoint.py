@@ -15,7 +15,8 @@ from asr.model import CTCModel
 from asr.tokens import token_set
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = [ROOT / "checkpoints" / name / "model.pt" for name in ("synth-small", "handwriting-small")]  # before checksums
+# the shipped models that predate checksums
+SHIPPED = [ROOT / "checkpoints" / name / "model.pt" for name in ("synth-small", "handwriting-small")]
 
 
 def tiny_payload() -> dict:
