@@ -363,7 +363,7 @@ class Trainer:
             batch = batch.to(self.device)
             loss_sum, finite = self.train_step(batch, len(global_batch))
             state.batch, state.step = state.batch + 1, state.step + 1
-            elapsed, started = time.perf_counter() - started, time.perf_counter()
+            elapsed = time.perf_counter() - started
             state.train_seconds, state.epoch_seconds = state.train_seconds + elapsed, state.epoch_seconds + elapsed
             if finite:
                 state.epoch_loss += loss_sum
@@ -379,6 +379,7 @@ class Trainer:
             if reason:
                 bar.close()
                 return reason
+            started = time.perf_counter()  # waiting for the next batch counts as training; saving does not
         bar.close()
         return ""
 

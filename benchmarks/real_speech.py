@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import platform
 import re
 import time
 from dataclasses import dataclass, field
@@ -67,6 +66,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from asr._lstm.extension import cpu_model
 from asr.atomic import atomic_path
 from asr.audio import RawFormat, load_audio
 from asr.cli import run
@@ -318,16 +318,6 @@ class Tally:
             counts = score(self.references, self.hypotheses)
             out.update(counts.to_dict(), wer=counts.rate)
         return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---- the run -----------------------------------------------------------------------------------

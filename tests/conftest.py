@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,23 +106,28 @@ def one_thread(seed=0):
             torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_timit, tmp_path_factory):
-    """A small model trained for a few epochs on `tiny_timit` (it learns the tones)."""
+def train_tiny(tiny_timit, out: Path, *, deltas: int, model: dict, max_epochs: int) -> Path:
+    """A small phone model trained on `tiny_timit`, seeded and on one thread; its best.pt."""
     from asr.config import Config
     from asr.training import Trainer
 
     config = Config.from_dict({
-        "features": {"kind": "fbank", "n_mels": 20, "energy": True, "deltas": 1},
-        "model": {"hidden_size": 32, "num_layers": 1},
+        "features": {"kind": "fbank", "n_mels": 20, "energy": True, "deltas": deltas},
+        "model": model,
         "data": {"tokens": "timit61", "test_split": "test"},
-        "train": {"optimizer": "adam", "lr": 0.02, "batch_size": 4, "max_epochs": 60, "patience": 0,
+        "train": {"optimizer": "adam", "lr": 0.02, "batch_size": 4, "max_epochs": max_epochs, "patience": 0,
                   "checkpoint_every": 0, "seed": 0},
     })
-    out = tmp_path_factory.mktemp("tiny-run")
     with one_thread():
         Trainer(config, tiny_timit, out, log=lambda *a: None).fit()
     return out / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_timit, tmp_path_factory):
+    """A small model trained for a few epochs on `tiny_timit` (it learns the tones)."""
+    return train_tiny(tiny_timit, tmp_path_factory.mktemp("tiny-run"), deltas=1,
+                      model={"hidden_size": 32, "num_layers": 1}, max_epochs=60)
 
 
 @pytest.fixture(scope="session")

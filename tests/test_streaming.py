@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from asr.corpora.timit import read_timit
-from tests.conftest import one_thread
+from tests.conftest import train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,20 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def uni_checkpoint(tiny_timit, tmp_path_factory):
     """A small unidirectional peephole model, a few epochs on `tiny_timit` (streamable)."""
-    from asr.config import Config
-    from asr.training import Trainer
-
-    config = Config.from_dict({
-        "features": {"kind": "fbank", "n_mels": 20, "energy": True, "deltas": 2},
-        "model": {"hidden_size": 24, "num_layers": 2, "bidirectional": False},
-        "data": {"tokens": "timit61", "test_split": "test"},
-        "train": {"optimizer": "adam", "lr": 0.02, "batch_size": 4, "max_epochs": 6, "patience": 0,
-                  "checkpoint_every": 0, "seed": 0},
-    })
-    out = tmp_path_factory.mktemp("uni-run")
-    with one_thread():
-        Trainer(config, tiny_timit, out, log=lambda *a: None).fit()
-    return out / "best.pt"
+    return train_tiny(tiny_timit, tmp_path_factory.mktemp("uni-run"), deltas=2,
+                      model={"hidden_size": 24, "num_layers": 2, "bidirectional": False}, max_epochs=6)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -172,14 +173,16 @@ def _warn_once(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; elsewhere what `platform` knows): the key of
+    the product timings here, and the machine the benchmarks name with their figures."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown CPU"
+    return platform.processor() or platform.machine()
 
 
 def _time_products(ops) -> dict[str, float]:
@@ -217,7 +220,7 @@ def product(ops, lib: Path) -> str:
     if not ops.mkl_available():
         return "own"
     # MKL_ENABLE_INSTRUCTIONS caps MKL's own ISA (as ATEN_CPU_CAPABILITY caps torch's)
-    key = (f"{_cpu_model()} | {torch.backends.cpu.get_cpu_capability()} | "
+    key = (f"{cpu_model()} | {torch.backends.cpu.get_cpu_capability()} | "
            f"MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'any')} | {torch.get_num_threads()} threads")
     path = lib.with_name("products.json")
     try:
