@@ -4,6 +4,11 @@ input k frames earlier, for k up to hundreds of frames, one curve per model on o
     python -m recipes.variants.gradient_flow --checkpoint ROOT/synth/rnn/seed1 \\
         --checkpoint ROOT/synth/nfg/seed1 --checkpoint ROOT/synth/peephole/seed1 \\
         --checkpoint ROOT/synth/gru/seed1 --data ROOT/corpora/synth-timit --out gradient-flow.png
+    python -m recipes.variants.gradient_flow --checkpoint RUN --data CORPUS --out RUN/gradient-flow.json
+    python -m recipes.variants.gradient_flow --curves A/gradient-flow.json B/gradient-flow.json --out both.png
+
+An --out ending in .json writes only the curves (run.sh keeps one per run, in git, so that the
+plot can be drawn again without the weights); --curves draws stored curves.
 
 What is measured. For an utterance of T frames, s = the sum of the output log-probabilities
 (all labels, blank included) at its last frame, t = T - 1; the curve at lag k is the norm of
@@ -31,7 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.atomic import write_text
 from asr.plots import plt, save_figure
+
+TITLE = "gradient flow: the output's dependence on earlier inputs (the longest test utterances)"
 
 
 def gradient_by_lag(model: torch.nn.Module, features: list[torch.Tensor], max_lag: int) -> np.ndarray:
@@ -79,30 +87,55 @@ def plot_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", required=True, help="a run folder or checkpoint; repeat")
-    parser.add_argument("--data", required=True, help="the corpus the models read")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--utterances", type=int, default=50, help="the split's longest N (default 50)")
-    parser.add_argument("--max-lag", type=int, default=400, help="frames back (default 400)")
-    parser.add_argument("--out", type=Path, required=True, help="the plot (PNG); the curves go beside it as JSON")
-    args = parser.parse_args(argv)
+def measure(checkpoints: list[str], data: str, split: str, utterances: int, max_lag: int) -> dict[str, np.ndarray]:
     from asr.checkpoint import load_model
 
     torch.manual_seed(0)
     curves = {}
-    for path in args.checkpoint:
+    for path in checkpoints:
         model, config, _ = load_model(path)
-        features = longest_features(config, args.data, args.split, args.utterances)
-        curve = gradient_by_lag(model, features, args.max_lag)
+        curve = gradient_by_lag(model, longest_features(config, data, split, utterances), max_lag)
         curves[label(path, config)] = curve
-        print(f"{label(path, config)}: lag 0 {curve[0]:.3g}, lag 100 {curve[min(100, args.max_lag)]:.3g}, "
-              f"lag {args.max_lag} {curve[-1]:.3g}")
-    title = f"gradient flow: the output's dependence on earlier inputs ({args.split}, {args.utterances} longest)"
-    plot_curves(curves, args.out, title)
+        print(f"{label(path, config)}: lag 0 {curve[0]:.3g}, lag 100 {curve[min(100, max_lag)]:.3g}, "
+              f"lag {max_lag} {curve[-1]:.3g}")
+    return curves
+
+
+def read_curves(paths: list[Path]) -> dict[str, np.ndarray]:
+    """Curves stored by --out X.json (JSON null, a lag no utterance reached, back to NaN)."""
+    curves = {}
+    for path in paths:
+        for name, values in json.loads(Path(path).read_text()).items():
+            curves[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return curves
+
+
+def write_curves(curves: dict[str, np.ndarray], path: Path) -> None:
     data = {name: [None if np.isnan(v) else float(v) for v in curve] for name, curve in curves.items()}
-    args.out.with_suffix(".json").write_text(json.dumps(data) + "\n")
+    write_text(path, json.dumps(data) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", action="append", help="a run folder or checkpoint; repeat")
+    source.add_argument("--curves", nargs="+", type=Path, help="curves stored by an earlier --out X.json: draw them")
+    parser.add_argument("--data", help="the corpus the models read (with --checkpoint)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--utterances", type=int, default=50, help="the split's longest N (default 50)")
+    parser.add_argument("--max-lag", type=int, default=400, help="frames back (default 400)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the plot (PNG; the curves go beside it as JSON), or X.json: the curves alone")
+    args = parser.parse_args(argv)
+    if args.checkpoint and not args.data:
+        parser.error("--checkpoint needs --data, the corpus the models read")
+    if args.curves:
+        curves = read_curves(args.curves)
+    else:
+        curves = measure(args.checkpoint, args.data, args.split, args.utterances, args.max_lag)
+    write_curves(curves, args.out.with_suffix(".json"))
+    if args.out.suffix != ".json":
+        plot_curves(curves, args.out, TITLE)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The cell study's report: a markdown table (mean ± std over seeds of the test error rate, epochs
 and minutes per task and cell) and a bar chart with error bars, from the folders run.sh fills.
 
-    python -m recipes.variants.report ROOT                 # ROOT/results.md and ROOT/results.png
+    python -m recipes.variants.report ROOT                 # ROOT/results.md, results.png, gradient-flow.png
     python -m recipes.variants.report ROOT --readme recipes/variants/README.md --plot recipes/variants/results.png
 
 What it reads, per run folder ROOT/TASK/CELL/seedN: eval-test/summary.json (decode.py's score of
@@ -23,10 +23,12 @@ from pathlib import Path
 from asr.atomic import write_text
 from asr.lstm import CELLS
 from asr.plots import plt, save_figure
+from recipes.variants import gradient_flow
 
 TASKS = {"synth": ("synthesized speech (phones)", "per", "PER"),
          "handwriting": ("handwriting lines (characters)", "cer", "CER")}
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"  # the block --readme replaces
+FLOW_CELLS = ("rnn", "nfg", "peephole", "gru")  # the gradient-flow plot: no gates, no forgetting, two gated cells
 BASELINE = "peephole"  # Greff et al.'s "vanilla" LSTM has peepholes: it is this repo's peephole cell
 
 
@@ -144,6 +146,15 @@ def plot(found: dict, path: Path, small: bool) -> None:
     save_figure(figure, path)
 
 
+def plot_gradient_flow(root: Path, path: Path) -> bool:
+    """The stored gradient-flow curves of the phone task's first seed, FLOW_CELLS, as one plot; False if none."""
+    stored = [root / "synth" / cell / "seed1" / "gradient-flow.json" for cell in FLOW_CELLS]
+    curves = gradient_flow.read_curves([p for p in stored if p.exists()])
+    if curves:
+        gradient_flow.plot_curves(curves, path, gradient_flow.TITLE)
+    return bool(curves)
+
+
 def fill_readme(readme: Path, block: str) -> None:
     """Replace what lies between the README's BEGIN and END markers with `block`."""
     text = readme.read_text()
@@ -163,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     block = markdown(args.root, found)
     write_text(args.root / "results.md", block)
     small = str((read_json(args.root / "grid.json") or {}).get("small")) == "1"
-    plot(found, args.plot or args.root / "results.png", small)
+    chart = args.plot or args.root / "results.png"
+    plot(found, chart, small)
+    plot_gradient_flow(args.root, chart.with_name("gradient-flow.png"))
     if args.readme:  # the chart goes in too, by its path from the README
-        chart = os.path.relpath(args.plot or args.root / "results.png", args.readme.parent)
-        fill_readme(args.readme, f"{block}\n![test error per cell and task, mean and std over seeds]({chart})\n")
+        fill_readme(args.readme, f"{block}\n![test error per cell and task, mean and std over seeds]"
+                                 f"({os.path.relpath(chart, args.readme.parent)})\n")
     print(block, end="")
     return 0
 

@@ -3,12 +3,14 @@
 # the recipe network's number of weights (recipes/variants/sizes.py), three seeds each; then the
 # report (recipes/variants/report.py). recipes/variants/README.md has the design and the results.
 #
-#   nohup recipes/variants/run.sh ~/variants > ~/variants.log 2>&1 &   # the full study: days on 2 cores
-#   SMALL=1 recipes/variants/run.sh /tmp/variants-small               # the small grid: minutes
+#   nohup recipes/variants/run.sh > ~/variants.log 2>&1 &       # the full study: hours to days on 2 cores
+#   SMALL=1 recipes/variants/run.sh /tmp/variants-small          # the small grid: minutes
 #
-# ROOT (default checkpoints/variants) gets corpora/, grid.json, TASK/sizes.json and one run folder
+# ROOT (default recipes/variants/study) gets corpora/, grid.json, TASK/sizes.json and one run folder
 # per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
-# train.out), eval-test/summary.json (the test set scored); then results.md and results.png.
+# train.out), eval-test/summary.json (the test set scored), gradient-flow.json (the run's gradient
+# flow curve); then results.md and results.png. The default ROOT is in git with a .gitignore that
+# keeps only those small records: commit a scored run's and no machine trains it again.
 # Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
 # Stop a background study with `kill -- -PID` (the minus: its process group, so that train.py gets
 # the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/../.."
 source recipes/train_or_resume.sh
 source recipes/corpora.sh
 
-ROOT=${1:-checkpoints/variants}
+ROOT=${1:-recipes/variants/study}
 [ $# -gt 0 ] && shift
 SMALL=${SMALL:-0}
 TASKS=${TASKS:-synth handwriting}
@@ -72,6 +74,8 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
   python decode.py --checkpoint "$run" --test-set "$corpus" --split test --out "$run/eval-test" \
     >> "$run/train.out" 2>&1 || echo "$run: decoding reported errors (see $run/train.out)"
   grep -o "PER (39 folded phones) *[0-9.]*%\|CER *[0-9.]*%" "$run/train.out" | tail -n 1 || true
+  python -m recipes.variants.gradient_flow --checkpoint "$run" --data "$corpus" --out "$run/gradient-flow.json" \
+    >> "$run/train.out" 2>&1 || echo "$run: the gradient flow failed (see $run/train.out)"
 }
 
 mkdir -p "$ROOT"
