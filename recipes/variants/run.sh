@@ -9,8 +9,9 @@
 # ROOT (default recipes/variants/study) gets corpora/, grid.json, TASK/sizes.json and one run folder
 # per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
 # train.out), eval-test/summary.json (the test set scored), gradient-flow.json (the run's gradient
-# flow curve); then results.md and results.png. The default ROOT is in git with a .gitignore that
-# keeps only those small records: commit a scored run's and no machine trains it again.
+# flow curve); then results.md and results.png. TASK/corpus.json pins the generated corpus (its
+# generator's settings): a study never mixes runs on two corpora. The default ROOT is in git with a
+# .gitignore that keeps only those small records: commit a scored run's and no machine trains it again.
 # Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
 # Stop a background study with `kill -- -PID` (the minus: its process group, so that train.py gets
 # the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
@@ -58,6 +59,20 @@ corpus_of() {  # the task's corpus, generated on first use (the synth and handwr
   echo "$corpus"
 }
 
+pin_corpus() {  # a study's records hold for one corpus: refuse to mix in runs on another
+  local task=$1 corpus=$2 pinned=$ROOT/$1/corpus.json description
+  description=$(cat "$corpus/DOC/GENERATOR.json" "$corpus/synth_handwriting.json" 2>/dev/null) || true
+  [ -n "$description" ] || return 0  # a corpus of one's own (a real TIMIT, say): nothing generated to compare
+  mkdir -p "$ROOT/$task"
+  if [ ! -f "$pinned" ]; then
+    printf '%s\n' "$description" > "$pinned"
+  elif [ "$(cat "$pinned")" != "$description" ]; then
+    echo "$pinned: this study's $task runs were made on another corpus than $corpus (a changed generator or" \
+         "settings); run the study in a new folder (recipes/variants/run.sh NEW_ROOT) or delete $ROOT/$task" >&2
+    exit 1
+  fi
+}
+
 study_run() {  # train (or resume) one run, then score it on the test split; 130/143 (a stop) ends the study
   local run=$1 corpus=$2 status=0
   if [ -f "$run/eval-test/summary.json" ]; then echo "$run: done"; return 0; fi
@@ -89,6 +104,7 @@ declare -A CORPUS
 for task in $TASKS; do
   echo "== $task: corpus"
   CORPUS[$task]=$(corpus_of "$task")
+  pin_corpus "$task" "${CORPUS[$task]}"
   echo "== $task: sizes (the same number of weights for every cell)"
   # shellcheck disable=SC2086  # CELLS and SEEDS are word lists
   python -m recipes.variants.sizes --config "${BASE[$task]}" --data "${CORPUS[$task]}" --out "$ROOT/$task" \
