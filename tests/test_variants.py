@@ -16,6 +16,9 @@ from asr.model import CTCModel
 from recipes.variants import gradient_flow, report, sizes
 
 ROOT = Path(__file__).resolve().parents[1]
+# The files of a study that its folder's .gitignore lets into git ("!name" lines)
+KEPT_IN_GIT = {line[1:] for line in (ROOT / "recipes/variants/study/.gitignore").read_text().splitlines()
+               if line.startswith("!") and not line.endswith("/")}
 
 
 def run_study(root, env, *overrides, timeout=600):
@@ -163,22 +166,53 @@ def test_gradient_flow_plots_checkpoints(tiny_timit, tmp_path):
     assert len(curves) == 2 and all(len(curve) == 31 for curve in curves.values())
     assert out.stat().st_size > 1000
 
+    # Stored curves are drawn again without the models; a curve alone is written as JSON only.
+    single = tmp_path / "rnn" / "gradient-flow.json"
+    assert gradient_flow.main([*folders[:2], "--data", str(tiny_timit), "--utterances", "3", "--max-lag", "30",
+                               "--out", str(single)]) == 0
+    assert not single.with_suffix(".png").exists() and len(json.loads(single.read_text())) == 1
+    redrawn = tmp_path / "again.png"
+    assert gradient_flow.main(["--curves", str(out.with_suffix(".json")), "--out", str(redrawn)]) == 0
+    assert json.loads(redrawn.with_suffix(".json").read_text()) == curves and redrawn.stat().st_size > 1000
+
 
 # ---- the small grid, end to end ----------------------------------------------------------------
 
 
 def test_the_small_grid_runs_and_resumes_where_it_stopped(tiny_timit, tmp_path):
-    root = tmp_path / "study"
-    env = {"SMALL": "1", "TASKS": "synth", "CELLS": "peephole rnn", "SYNTH_DATA": str(tiny_timit)}
+    root, corpus = tmp_path / "study", tmp_path / "corpus"
+    shutil.copytree(tiny_timit, corpus)
+    (corpus / "DOC").mkdir(exist_ok=True)
+    (corpus / "DOC" / "GENERATOR.json").write_text('{"seed": 0}\n')  # as data.synth_timit describes its corpora
+    env = {"SMALL": "1", "TASKS": "synth", "CELLS": "peephole rnn", "SYNTH_DATA": str(corpus)}
     result = run_study(root, env, "train.batch_size=8")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     for cell in ("peephole", "rnn"):
         run = root / "synth" / cell / "seed1"
         assert (run / "eval-test" / "summary.json").exists() and len((run / "log.jsonl").read_text().splitlines()) == 1
         assert load_config(run / "config.yaml").model.cell == cell
+        assert len(json.loads((run / "gradient-flow.json").read_text())) == 1  # its curve, stored
     assert "SMALL grid" in (root / "results.md").read_text() and (root / "results.png").exists()
+    assert (root / "gradient-flow.png").exists()  # drawn from the stored curves
     again = run_study(root, env, "train.batch_size=8")  # everything scored: nothing trains again
     assert again.returncode == 0 and again.stdout.count(": done") == 2 and "training" not in again.stdout
+
+    # What git keeps of a study (the .gitignore's records) is enough: on a fresh machine nothing trains again.
+    records = tmp_path / "records"
+    for path in root.rglob("*"):
+        if path.is_file() and path.name in KEPT_IN_GIT and "corpora" not in path.parts:
+            (records / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, records / path.relative_to(root))
+    assert not list(records.rglob("*.pt"))
+    fresh = run_study(records, env, "train.batch_size=8")
+    assert fresh.returncode == 0 and fresh.stdout.count(": done") == 2 and "training" not in fresh.stdout
+    assert (records / "results.md").read_text() == (root / "results.md").read_text()
+
+    # The records hold for one corpus: a study on another one is refused, by name.
+    pinned = root / "synth" / "corpus.json"
+    pinned.write_text(pinned.read_text().replace('"seed"', '"seed_of_another_corpus"'))
+    other = run_study(root, env, "train.batch_size=8")
+    assert other.returncode == 1 and "another corpus" in other.stderr and str(pinned) in other.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="makes a run fail by asking for a GPU the machine lacks")
