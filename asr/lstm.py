@@ -31,7 +31,8 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
   gates, peepholes, c and h (backwards: one kernel for all gate errors and the
   carried dc, one product for dh); the whole loop is captured once per shape in a
   CUDA graph and replayed, so a 300-step layer is one launch, not 600
-  (``ASR_LSTM_CUDA_GRAPHS=0`` turns graphs off). Where neither is available (no C++
+  (``ASR_LSTM_CUDA_GRAPHS=0`` turns graphs off). Its float32 products use TF32 when
+  nn.LSTM's cuDNN kernels do (by default; ``cudnn_rnn_uses_tf32``). Where neither is available (no C++
   compiler, no triton) the same algorithm runs in torch ops
   (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
   ``ASR_LSTM_KERNEL=auto|triton|cpp|torch`` chooses (asr/_lstm/extension.py).
@@ -97,6 +98,40 @@ def _no_autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def cudnn_rnn_uses_tf32() -> bool:
+    """Whether torch lets cuDNN's RNNs (nn.LSTM) multiply float32 in TF32: its default, yes.
+
+    Set with ``torch.backends.cudnn.rnn.fp32_precision`` ("tf32" or "ieee"; "none" defers to
+    ``torch.backends.cudnn`` and then ``torch.backends``), or in a torch without it, the one
+    ``torch.backends.cudnn.allow_tf32``."""
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if not hasattr(rnn, "fp32_precision"):
+        return bool(torch.backends.cudnn.allow_tf32)
+    for level in (rnn.fp32_precision, torch.backends.cudnn.fp32_precision, torch.backends.fp32_precision):
+        if level != "none":
+            return level == "tf32"
+    return False
+
+
+@contextlib.contextmanager
+def _layer_precision(device: torch.device):
+    """Autocast off (see _no_autocast); on CUDA, the layer's float32 matrix products in TF32
+    exactly when nn.LSTM's would be (cudnn_rnn_uses_tf32): cuDNN's LSTM multiplies in TF32
+    by default while torch's matmuls do not, and the two layers should trade the same
+    precision for speed. The switch is process-wide while the layer runs."""
+    with _no_autocast(device):
+        if device.type != "cuda":
+            yield
+            return
+        # torch's one setter that keeps its old and new TF32 switches for matmuls consistent
+        saved = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high" if cudnn_rnn_uses_tf32() else "highest")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(saved)
+
+
 def _reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
     """(B, T): frame t of each sequence reversed within its own length, len - 1 - t, and t
     itself at padding (which stays at the end). The map is its own inverse; it is
@@ -149,7 +184,7 @@ class _Layer(torch.autograd.Function):
         kernel = _kernel(x.device)
         if cell not in kernel.CELLS:
             kernel = torch_loop
-        with _no_autocast(x.device):
+        with _layer_precision(x.device):
             xg = torch.mm(x.reshape(B * T, D), w_ih.t()).view(B, T, dirs, G)  # the kernel adds bias
             h, c, act = kernel.forward(xg, bias.view(dirs, G), w_hh.contiguous(), peep.contiguous(),
                                        lengths, cell)
@@ -163,7 +198,7 @@ class _Layer(torch.autograd.Function):
         x, w_ih, w_hh, peep, lengths, h, c, act = ctx.saved_tensors
         B, T, D = x.shape
         dirs, G, H = w_hh.shape
-        with _no_autocast(x.device):
+        with _layer_precision(x.device):
             grad_h = grad_out.reshape(B, T, dirs, H).contiguous()
             dz = ctx.kernel.backward(grad_h, w_hh.contiguous(), peep.contiguous(), c, act, lengths,
                                      ctx.cell)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks of the Triton LSTM time loop (asr/_lstm/triton_loop.py), in one run of
-# about 3 minutes on an H200: the CUDA tests, then benchmarks/lstm.py and benchmarks/train.py.
+# about 3 to 4 minutes on an H200: the CUDA tests, then benchmarks/lstm.py and benchmarks/train.py.
 #
 #     bash benchmarks/gpu_check.sh    # from anywhere; the log goes to $OUT/gpu_check.log, the
 #                                     # summary to $OUT/summary.log ($OUT: default /tmp/gpu_out)
 #
 # Every part runs under `timeout`, so that a hang costs that part only, and within what is
-# left of a total budget (GPU_CHECK_BUDGET seconds, default 230; parts are in order of
+# left of a total budget (GPU_CHECK_BUDGET seconds, default 270; parts are in order of
 # importance, and one that would start with under 15 s left is skipped); a failed part is
 # reported and the rest still run. Needs torch and triton (and pytest, pyyaml); not
 # soundfile, librosa or jiwer: pytest runs with --noconftest (tests/conftest.py imports
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 : >"$OUT/gpu_check.log"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 SUMMARY=()
-BUDGET=${GPU_CHECK_BUDGET:-230}
+BUDGET=${GPU_CHECK_BUDGET:-270}
 
 part() {  # part NAME SECONDS COMMAND...: runs COMMAND under a time limit, logs it
     local name=$1 limit=$2
@@ -51,6 +51,9 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else "(no GPU)")' 2>&
 part tests 100 python3 -m pytest --noconftest -p no:cacheprovider -x -q -m gpu tests/test_triton_lstm.py
 # ours (Triton + graphs; graphs off; torch loop) against nn.LSTM (cuDNN)
 part lstm 75 python3 benchmarks/lstm.py --device cuda --configs 3x250 3x512 --batch 1 16 64 --repeats 5
+# the same in full float32 on both sides (cuDNN's LSTM, and ours with it, use TF32 by default)
+part lstm-ieee 40 python3 benchmarks/lstm.py --device cuda --configs 3x250 3x512 --batch 16 64 --repeats 5 \
+    --variants ours --fp32-precision ieee
 # whole training steps of ctc-3l-250h (synthetic features), and a TIMIT epoch's minutes
 part train-b16 30 python3 benchmarks/train.py --device cuda --batch 16 --steps 5 --repeats 3
 part train-b1 30 python3 benchmarks/train.py --device cuda --batch 1 --steps 16 --repeats 3

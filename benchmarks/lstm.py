@@ -18,7 +18,9 @@ With --cell, "ours" is that cell (asr/lstm.py); the baseline is still nn.LSTM.
 On CUDA, "ours" is the Triton loop with CUDA graphs (asr/_lstm/triton_loop.py), and two
 more rows time the same model with graphs off (ASR_LSTM_CUDA_GRAPHS=0) and on the plain
 torch loop (ASR_LSTM_KERNEL=torch); --variants chooses. Times there come from CUDA
-events around each pass (which include the Python launching it).
+events around each pass (which include the Python launching it). Both sides multiply float32 in
+TF32 there by default, as torch's cuDNN LSTM does (PeepholeLSTM follows cuDNN's RNN switch,
+asr.lstm.cudnn_rnn_uses_tf32); --fp32-precision ieee times both in full float32.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr._lstm.extension import CppKernel
-from asr.lstm import CELLS, LOOP_CELLS, PeepholeLSTM, _kernel
+from asr.lstm import CELLS, LOOP_CELLS, PeepholeLSTM, _kernel, cudnn_rnn_uses_tf32
 
 CONFIGS = {  # name: (layers, hidden, bidirectional)
     "1x250": (1, 250, True),
@@ -166,13 +168,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell", default="peephole", choices=CELLS, help="the cell to time")
     parser.add_argument("--ragged", action="store_true",
                         help="unequal lengths in [T/2, T]; nn.LSTM then gets packed sequences")
+    parser.add_argument("--fp32-precision", choices=["tf32", "ieee"],
+                        help="CUDA: float32 products of both LSTMs in TF32 or full float32 "
+                             "(torch.backends.cudnn.rnn.fp32_precision; default: torch's, TF32)")
     args = parser.parse_args(argv)
+    if args.fp32_precision:
+        torch.backends.cudnn.rnn.fp32_precision = args.fp32_precision
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.variants is None:
         args.variants = list(VARIANTS) if device.type == "cuda" and args.cell in LOOP_CELLS else ["ours"]
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        where += ", float32 products in " + ("TF32" if cudnn_rnn_uses_tf32() else "full float32")
     print(f"torch {torch.__version__}, {device} ({where}), cell {args.cell}, "
           f"ours = {_kernel_name(device, args.cell)}, T={args.frames}, "
           f"{'ragged' if args.ragged else 'equal lengths'}, "

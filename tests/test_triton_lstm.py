@@ -4,6 +4,7 @@ torch loop, with and without CUDA graphs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -115,13 +116,64 @@ def test_cuda_graphs_change_nothing(cell, monkeypatch):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
 
 
+@contextlib.contextmanager
+def rnn_fp32_precision(value: str):
+    """torch.backends.cudnn.rnn.fp32_precision = value ("tf32" or "ieee") for the block."""
+    rnn = torch.backends.cudnn.rnn
+    saved = rnn.fp32_precision
+    rnn.fp32_precision = value
+    try:
+        yield
+    finally:
+        rnn.fp32_precision = saved
+
+
+def test_the_layer_multiplies_in_tf32_exactly_when_cudnns_lstm_would():
+    """nn.LSTM's cuDNN kernels use TF32 for float32 by default, torch's matmuls do not: on CUDA
+    the layer's products follow cuDNN's RNN switch, and the matmul switch is restored after."""
+    before = torch.get_float32_matmul_precision()
+    assert asr.lstm.cudnn_rnn_uses_tf32()  # torch's default
+    for value, inside in (("tf32", "high"), ("ieee", "highest")):
+        with rnn_fp32_precision(value):
+            assert asr.lstm.cudnn_rnn_uses_tf32() == (value == "tf32")
+            with asr.lstm._layer_precision(torch.device("cuda")):
+                assert torch.get_float32_matmul_precision() == inside
+                assert torch.backends.cuda.matmul.allow_tf32 == (value == "tf32")
+            assert torch.get_float32_matmul_precision() == before
+            with asr.lstm._layer_precision(torch.device("cpu")):  # the CPU's products are left alone
+                assert torch.get_float32_matmul_precision() == before
+
+
 @pytest.mark.gpu
 @cuda
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
 @pytest.mark.parametrize("cell", ["peephole", "nog"])
 def test_cuda_layer_matches_cpu(cell, dtype, tol, monkeypatch):
     """A whole 3-layer PeepholeLSTM, forward and backward, on the GPU (Triton) and the CPU
-    (the torch loop there, so that the GPU machine needs no C++ build)."""
+    (the torch loop there, so that the GPU machine needs no C++ build); full float32 products
+    (no TF32) for the tight tolerance."""
+    with rnn_fp32_precision("ieee"):
+        grads = _layer_on_both(cell, dtype, monkeypatch)
+    for a, b in zip(grads["cuda"], grads["cpu"]):
+        torch.testing.assert_close(a.cpu(), b, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_layer_in_tf32_by_default(monkeypatch):
+    """With torch's defaults the GPU layer multiplies in TF32, as cuDNN's nn.LSTM does: close to
+    the float32 result, and not equal to it (the switch took effect; a graph captured in one
+    precision is not replayed in the other)."""
+    with rnn_fp32_precision("tf32"):
+        tf32 = _layer_on_both("peephole", torch.float32, monkeypatch)["cuda"]
+    with rnn_fp32_precision("ieee"):
+        ieee = _layer_on_both("peephole", torch.float32, monkeypatch)["cuda"]
+    for a, b in zip(tf32, ieee):
+        torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-2)
+    assert any(not torch.equal(a, b) for a, b in zip(tf32, ieee))
+
+
+def _layer_on_both(cell, dtype, monkeypatch) -> dict:
     monkeypatch.setattr(extension, "kernel", lambda: None)
     torch.manual_seed(0)
     model = PeepholeLSTM(7, 24, 3, cell=cell).to(dtype)
@@ -135,9 +187,8 @@ def test_cuda_layer_matches_cpu(cell, dtype, tol, monkeypatch):
         xd = x.detach().to(device).requires_grad_()
         y = model(xd, lengths)
         (y * weight.to(device)).sum().backward()
-        grads[device] = [y, xd.grad, *(p.grad for p in model.parameters())]
+        grads[device] = [y, xd.grad, *(p.grad.clone() for p in model.parameters())]
     assert asr.lstm._kernel(torch.device("cuda")).__name__ == "asr._lstm.triton_loop"
-    for a, b in zip(grads["cuda"], grads["cpu"]):
-        torch.testing.assert_close(a.cpu(), b, rtol=tol, atol=tol)
     with torch.autocast("cuda", dtype=torch.bfloat16):  # the loop stays in the parameters' precision
         assert model(x.cuda(), lengths).dtype == dtype
+    return grads

@@ -122,5 +122,14 @@ def test_the_graph_cache_logic(monkeypatch):
         torch.testing.assert_close(triton_loop.backward(grad_h, w_hh, peep, ours[1], ours[2], lengths, cell),
                                    torch_loop.backward(grad_h, w_hh, peep, *theirs[1:], lengths, cell), **EXACT)
     # least recently used first; peephole with 8 steps came back after its eviction, 4 steps went
-    assert [(key[-1], key[3]) for key in triton_loop._cache] == [("cifg", 8), ("peephole", 8)]
+    assert [(key[6], key[3]) for key in triton_loop._cache] == [("cifg", 8), ("peephole", 8)]
     assert all(set(graphs.graphs) == {"forward_loop", "backward_loop"} for graphs in triton_loop._cache.values())
+    # A graph keeps the matmul precision it was captured with: another precision, another graph.
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        triton_loop.forward(xg, bias, w_hh, peep, lengths, cell)
+    finally:
+        torch.set_float32_matmul_precision(saved)
+    kept = [(key[6], key[3], key[-1]) for key in triton_loop._cache]
+    assert kept == [("peephole", 8, saved), ("peephole", 8, "high")]

@@ -259,10 +259,11 @@ def _loop(dirs, B, H, steps, dtype, device, cell) -> tuple[_Loop, _Graphs | None
     """A fresh _Loop, or with graphs the cached one of this shape."""
     if not graphs_enabled(device):
         return _Loop(dirs, B, H, steps, dtype, device, cell), None
-    key = (dirs, B, H, steps, dtype, device, cell)
+    shape = (dirs, B, H, steps, dtype, device, cell)
+    key = (*shape, torch.get_float32_matmul_precision())  # a graph keeps the precision it was captured with
     if key not in _cache:
         with torch.inference_mode(False):  # buffers that later calls, in any mode, may update
-            _cache[key] = _Graphs(_Loop(*key))
+            _cache[key] = _Graphs(_Loop(*shape))
     _cache.move_to_end(key)
     while len(_cache) > 1 and (len(_cache) > GRAPH_CACHE
                                or sum(g.loop.bytes for g in _cache.values()) > GRAPH_CACHE_BYTES):
