@@ -16,9 +16,14 @@ from asr.model import CTCModel
 from recipes.variants import gradient_flow, report, sizes
 
 ROOT = Path(__file__).resolve().parents[1]
-# The files of a study that its folder's .gitignore lets into git ("!name" lines)
-KEPT_IN_GIT = {line[1:] for line in (ROOT / "recipes/variants/study/.gitignore").read_text().splitlines()
-               if line.startswith("!") and not line.endswith("/")}
+
+
+def kept_in_git(root: Path) -> list[Path]:
+    """The files of study folder `root` that git keeps, were it the repository's recipes/variants/study."""
+    files = [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, capture_output=True, text=True,
+                             input="".join(f"recipes/variants/study/{name}\n" for name in files)).stdout.split()
+    return [Path(name) for name in files if f"recipes/variants/study/{name}" not in ignored]
 
 
 def run_study(root, env, *overrides, timeout=600):
@@ -199,11 +204,11 @@ def test_the_small_grid_runs_and_resumes_where_it_stopped(tiny_timit, tmp_path):
 
     # What git keeps of a study (the .gitignore's records) is enough: on a fresh machine nothing trains again.
     records = tmp_path / "records"
-    for path in root.rglob("*"):
-        if path.is_file() and path.name in KEPT_IN_GIT and "corpora" not in path.parts:
-            (records / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, records / path.relative_to(root))
-    assert not list(records.rglob("*.pt"))
+    for name in kept_in_git(root):
+        (records / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, records / name)
+    assert not list(records.rglob("*.pt")) and not list(records.rglob("corpora"))
+    assert (records / "synth" / "rnn" / "seed1" / "eval-test" / "log.jsonl").exists()
     fresh = run_study(records, env, "train.batch_size=8")
     assert fresh.returncode == 0 and fresh.stdout.count(": done") == 2 and "training" not in fresh.stdout
     assert (records / "results.md").read_text() == (root / "results.md").read_text()

@@ -5,9 +5,9 @@ and minutes per task and cell) and a bar chart with error bars, from the folders
     python -m recipes.variants.report ROOT --readme recipes/variants/README.md --plot recipes/variants/results.png
 
 What it reads, per run folder ROOT/TASK/CELL/seedN: eval-test/summary.json (decode.py's score of
-the test split: PER on 39 folded phones, or CER), log.jsonl (train.py's record per epoch: epochs
-run, training seconds), FAILED (run.sh's note of a run that failed); and ROOT/TASK/sizes.json (the
-matched hidden sizes) and ROOT/grid.json (which grid: the small one is said so in the table).
+the test split: PER on 39 folded phones, or CER), eval-test/log.jsonl or else log.jsonl (train.py's
+record per epoch: epochs run, training seconds), FAILED (run.sh's note of a run that failed); and
+ROOT/TASK/sizes.json (the matched hidden sizes) and ROOT/grid.json (which grid: the small one is said so in the table).
 Runs not yet scored are counted as pending and left out of the means.
 """
 
@@ -39,7 +39,8 @@ def read_json(path: Path):
 def read_run(folder: Path, metric: str) -> dict:
     """One run: its status (scored, failed, pending) and what it measured."""
     summary = read_json(folder / "eval-test" / "summary.json")
-    log = folder / "log.jsonl"
+    log = folder / "eval-test" / "log.jsonl"  # a finished run's record (what git keeps); else the log so far
+    log = log if log.exists() else folder / "log.jsonl"
     epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     status = "scored" if summary else "failed" if (folder / "FAILED").exists() else "pending"
     return {"status": status, "error": summary[metric]["rate"] if summary and metric in summary else None,

@@ -8,8 +8,8 @@
 #
 # ROOT (default recipes/variants/study) gets corpora/, grid.json, TASK/sizes.json and one run folder
 # per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
-# train.out), eval-test/summary.json (the test set scored), gradient-flow.json (the run's gradient
-# flow curve); then results.md and results.png. TASK/corpus.json pins the generated corpus (its
+# train.out), eval-test/summary.json (the test set scored) and eval-test/log.jsonl (the finished
+# run's log), gradient-flow.json (the run's gradient flow curve); then results.md and results.png. TASK/corpus.json pins the generated corpus (its
 # generator's settings): a study never mixes runs on two corpora. The default ROOT is in git with a
 # .gitignore that keeps only those small records: commit a scored run's and no machine trains it again.
 # Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
@@ -86,6 +86,7 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
     return 0
   fi
   grep -o "finished: .*\|this run has finished.*" "$run/train.out" | tail -n 1 || true  # tqdm writes \r, not \n
+  mkdir -p "$run/eval-test" && cp "$run/log.jsonl" "$run/eval-test/log.jsonl"  # the finished run's record, for git
   python decode.py --checkpoint "$run" --test-set "$corpus" --split test --out "$run/eval-test" \
     >> "$run/train.out" 2>&1 || echo "$run: decoding reported errors (see $run/train.out)"
   grep -o "PER (39 folded phones) *[0-9.]*%\|CER *[0-9.]*%" "$run/train.out" | tail -n 1 || true
