@@ -15,12 +15,14 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
+from asr.atomic import write_text
 from asr.errors import UserError
 from data.handwriting.generate import generate
 from data.handwriting.hands import FONT_PACKAGES, MAX_STROKE_WRITERS
 from data.handwriting.hershey import HERSHEY_PACKAGE
-from data.handwriting.text import ROLES
+from data.handwriting.text import ROLES, sentence_pools
 from data.handwriting.tree import contact_sheet
 
 
@@ -60,15 +62,26 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a corpus made with other settings in --out")
     p.add_argument("--sheet", metavar="PNG", help="also write a PNG of a few lines of each split")
+    p.add_argument(
+        "--lm-text", type=Path, metavar="FILE",
+        help="write every training sentence of --sources (never a dev or test one; the split is the "
+        "corpus's own, by a hash of the sentence), one a line, to FILE for a language model, then exit",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    sources = tuple(s for s in args.sources.split(",") if s)
     try:
+        if args.lm_text:
+            sentences = sentence_pools(sources, args.dev_fraction, args.test_fraction)["train"]
+            write_text(args.lm_text, "".join(f"{sentence}\n" for sentence in sentences))
+            print(f"{args.lm_text}: {len(sentences)} training sentences of {', '.join(sources)}")
+            return 0
         start = time.perf_counter()
         specs = generate(
-            args.out, args.lines, args.seed, args.jobs, tuple(s for s in args.sources.split(",") if s),
+            args.out, args.lines, args.seed, args.jobs, sources,
             args.dev_fraction, args.test_fraction, args.overwrite, stroke_writers=args.stroke_writers,
         )
         seconds = time.perf_counter() - start

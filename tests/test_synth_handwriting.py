@@ -149,6 +149,20 @@ def test_the_command_prints_a_user_error_without_a_traceback(tmp_path, capsys):
     assert err.startswith("error: unknown sentence source(s) ['nowhere']") and "Traceback" not in err
 
 
+@needs_fonts
+def test_lm_text_is_every_training_sentence_and_no_dev_or_test_one(corpus, tmp_path):
+    root, _ = corpus
+    out = tmp_path / "lm.txt"
+    assert main(["--lm-text", str(out)]) == 0
+    sentences = out.read_text().splitlines()
+    assert sentences == text.sentence_pools(("wordnet", "bible"), 0.1, 0.1)["train"] and len(sentences) > 10000
+    held_out = {u.text for split in ("dev", "test") for u in read_iam(root)[split]}
+    lines = set(sentences)
+    assert all(text.sentence_split(s, 0.1, 0.1) == "train" for s in sentences[::97])
+    # A line is a run of its sentence's words; a held-out line's whole sentence is never in the text.
+    assert not any(line in lines for line in held_out)
+
+
 def test_line_text_is_a_run_of_the_sentence_words():
     rng = np.random.default_rng(0)
     sentence = " ".join(f"w{i}" for i in range(60))
