@@ -1,6 +1,6 @@
 # Sourced by the recipes' run.sh: the synthesized corpora, generated once (a finished corpus is kept).
 #   synth_corpus DIR UTTERANCES        # TIMIT layout, the shipped model's regime (recipes/synth)
-#   handwriting_corpus DIR LINES       # IAM layout, fonts as writers (recipes/handwriting)
+#   handwriting_corpus DIR LINES [STROKE_WRITERS]  # IAM layout, fonts and stroke writers (default 24)
 synth_corpus() {
   local corpus=$1 utterances=$2
   if [ -f "$corpus/DOC/GENERATOR.json" ]; then
@@ -12,10 +12,10 @@ synth_corpus() {
 }
 
 handwriting_corpus() {
-  local corpus=$1 lines=$2
+  local corpus=$1 lines=$2 stroke_writers=${3:-24}
   if [ -f "$corpus/ascii/lines.txt" ]; then
     echo "already there"
   else
-    python -m data.synth_handwriting --out "$corpus" --lines "$lines"
+    python -m data.synth_handwriting --out "$corpus" --lines "$lines" --stroke-writers "$stroke_writers"
   fi
 }

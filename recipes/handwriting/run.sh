@@ -6,7 +6,9 @@
 #   bash recipes/handwriting/run.sh [section.key=value ...]        # overrides go to train.py
 #   IAM=/path/to/IAM bash recipes/handwriting/run.sh               # the real IAM offline lines
 #
-# Environment: CORPUS, RUN, CONFIG, LINES. Ctrl-C and run again to pick up where it stopped.
+# Environment: CORPUS, RUN, CONFIG, LINES, STROKE_WRITERS (24). Ctrl-C and run again to pick up where it
+# stopped. The shipped model (checkpoints/handwriting-small/README.md):
+#   LINES=8000 STROKE_WRITERS=78 CONFIG=recipes/handwriting/augmented.yaml bash recipes/handwriting/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source recipes/train_or_resume.sh
@@ -16,12 +18,13 @@ CORPUS=${IAM:-${CORPUS:-data/generated/synth-iam}}
 RUN=${RUN:-checkpoints/handwriting-run}
 CONFIG=${CONFIG:-recipes/handwriting/lines.yaml}
 LINES=${LINES:-3000}
+STROKE_WRITERS=${STROKE_WRITERS:-24}
 
 echo "== 1/3 corpus: $CORPUS"
 if [ -n "${IAM:-}" ]; then
   echo "already there"
 else
-  handwriting_corpus "$CORPUS" "$LINES"
+  handwriting_corpus "$CORPUS" "$LINES" "$STROKE_WRITERS"
 fi
 
 echo "== 2/3 training: $RUN"
