@@ -328,15 +328,20 @@ class PeepholeLSTM(nn.Module):
                   bidirectional: bool, batch_sizes: torch.Tensor | None = None) -> torch.Tensor:
         """torch's fused op from zero state: on a padded batch-first x (B, T, D), or on a
         packed sequence's data and batch_sizes."""
+        # On a CPU the op runs in its parameters' precision, as the time loop does: under bf16
+        # autocast oneDNN's LSTM needs AVX-512 and fails on AVX2 CPUs. CUDA keeps torch's policy.
+        on_cpu = x.device.type == "cpu"
+        x = x.to(weights[0].dtype) if on_cpu else x
         dirs = 2 if bidirectional else 1
         state = x.new_zeros(num_layers * dirs, x.shape[0] if batch_sizes is None else
                             int(batch_sizes[0]), self.hidden_size)
         state = (state, state) if self.cell == "vanilla" else state
         op = getattr(torch._VF, FUSED_CELLS[self.cell][0])
         flags = (True, num_layers, 0.0, self.training, bidirectional)
-        if batch_sizes is None:
-            return op(x, state, weights, *flags, True)[0]
-        return op(x, batch_sizes, state, weights, *flags)[0]
+        with _no_autocast(x.device) if on_cpu else contextlib.nullcontext():
+            if batch_sizes is None:
+                return op(x, state, weights, *flags, True)[0]
+            return op(x, batch_sizes, state, weights, *flags)[0]
 
     def _fused_forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """vanilla, gru, rnn: torch's own op, from this module's parameters.
