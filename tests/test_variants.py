@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def kept_in_git(root: Path) -> list[Path]:
     """The files of study folder `root` that git keeps, were it the repository's recipes/variants/study."""
     files = [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()]
-    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, capture_output=True, text=True,
-                             input="".join(f"recipes/variants/study/{name}\n" for name in files)).stdout.split()
+    ignored = set(subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, capture_output=True,
+                                 text=True, input="".join(f"recipes/variants/study/{name}\n" for name in files)
+                                 ).stdout.split())
     return [Path(name) for name in files if f"recipes/variants/study/{name}" not in ignored]
 
 

@@ -39,7 +39,9 @@ import torch
 from asr.atomic import write_text
 from asr.plots import plt, save_figure
 
-TITLE = "gradient flow: the output's dependence on earlier inputs (the longest test utterances)"
+
+def title(what: str = "the longest test utterances") -> str:
+    return f"gradient flow: the output's dependence on earlier inputs ({what})"
 
 
 def gradient_by_lag(model: torch.nn.Module, features: list[torch.Tensor], max_lag: int) -> np.ndarray:
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         curves = measure(args.checkpoint, args.data, args.split, args.utterances, args.max_lag)
     write_curves(curves, args.out.with_suffix(".json"))
     if args.out.suffix != ".json":
-        plot_curves(curves, args.out, TITLE)
+        plot_curves(curves, args.out, title() if args.curves else title(f"{args.split}, {args.utterances} longest"))
     return 0
 
 

@@ -147,13 +147,12 @@ def plot(found: dict, path: Path, small: bool) -> None:
     save_figure(figure, path)
 
 
-def plot_gradient_flow(root: Path, path: Path) -> bool:
-    """The stored gradient-flow curves of the phone task's first seed, FLOW_CELLS, as one plot; False if none."""
+def plot_gradient_flow(root: Path, path: Path) -> None:
+    """The stored gradient-flow curves of the phone task's first seed, FLOW_CELLS, as one plot (none: no plot)."""
     stored = [root / "synth" / cell / "seed1" / "gradient-flow.json" for cell in FLOW_CELLS]
     curves = gradient_flow.read_curves([p for p in stored if p.exists()])
     if curves:
-        gradient_flow.plot_curves(curves, path, gradient_flow.TITLE)
-    return bool(curves)
+        gradient_flow.plot_curves(curves, path, gradient_flow.title())
 
 
 def fill_readme(readme: Path, block: str) -> None:

@@ -9,9 +9,10 @@
 # ROOT (default recipes/variants/study) gets corpora/, grid.json, TASK/sizes.json and one run folder
 # per (task, cell, seed), TASK/CELL/seedN/: study.yaml (its config), the run (train.py's files,
 # train.out), eval-test/summary.json (the test set scored) and eval-test/log.jsonl (the finished
-# run's log), gradient-flow.json (the run's gradient flow curve); then results.md and results.png. TASK/corpus.json pins the generated corpus (its
-# generator's settings): a study never mixes runs on two corpora. The default ROOT is in git with a
-# .gitignore that keeps only those small records: commit a scored run's and no machine trains it again.
+# run's log), gradient-flow.json (the run's gradient flow curve); then results.md and results.png.
+# TASK/corpus.json pins the generated corpus (its generator's settings): a study never mixes runs on
+# two corpora. The default ROOT is in git with a .gitignore that keeps only those small records:
+# commit a scored run's and no machine trains it again.
 # Run it again after a stop (Ctrl-C, kill, reboot): scored runs are skipped, a stopped one resumes.
 # Stop a background study with `kill -- -PID` (the minus: its process group, so that train.py gets
 # the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
