@@ -230,6 +230,27 @@ def test_a_failed_run_is_marked_and_the_study_goes_on(tiny_timit, tmp_path):
     assert "0 scored, 1 failed" in (tmp_path / "study" / "results.md").read_text()
 
 
+def test_workers_share_the_runs_and_pass_by_one_held_elsewhere(tiny_timit, tmp_path):
+    import fcntl
+
+    root = tmp_path / "study"
+    env = {"SMALL": "1", "TASKS": "synth", "CELLS": "peephole rnn nfg", "SYNTH_DATA": str(tiny_timit),
+           "JOBS": "2"}
+    held_run = root / "synth" / "nfg" / "seed1"
+    held_run.mkdir(parents=True)
+    with open(held_run / ".worker.lock", "a") as held:  # as a worker training it holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_study(root, env, "train.batch_size=8")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "2 workers, 1 thread(s) each" in result.stdout
+    assert f"{held_run}: another worker is training it; passed by" in result.stdout
+    assert not (held_run / "eval-test").exists()
+    for cell in ("peephole", "rnn"):  # each trained by one worker, once
+        assert result.stdout.count(f"{root}/synth/{cell}/seed1: training") == 1
+        assert (root / "synth" / cell / "seed1" / "eval-test" / "summary.json").exists()
+    assert (root / "results.md").read_text().count("1 scored") == 2
+
+
 def test_a_second_study_in_the_same_folder_is_refused(tmp_path):
     import fcntl
 

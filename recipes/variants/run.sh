@@ -18,6 +18,10 @@
 # the signal too and saves where it is; the lock below passes to train.py, so a new run.sh waits for it).
 # A run that fails (diverges, say) gets a FAILED file and the study goes on; delete it to retry.
 #
+# JOBS=N trains N runs at a time (default 1), each on its share of the cores (OMP_NUM_THREADS, unless
+# set): on 2 cores JOBS=2 gets through the study faster than one run on two threads (small networks
+# scale poorly). Each run is locked by the worker training it; the others pass it by.
+#
 # Environment: TASKS ("synth handwriting"), CELLS (all eight), SEEDS ("1 2 3"), UTTERANCES (2000),
 # LINES (3000), SYNTH_DATA / HANDWRITING_DATA (a corpus to use as it is, e.g. a real TIMIT or IAM),
 # SMALL=1: the small grid (cells peephole nfg gru rnn, seed 1, 40 utterances and 60 lines, 1 epoch,
@@ -31,6 +35,7 @@ source recipes/corpora.sh
 ROOT=${1:-recipes/variants/study}
 [ $# -gt 0 ] && shift
 SMALL=${SMALL:-0}
+JOBS=${JOBS:-1}
 TASKS=${TASKS:-synth handwriting}
 OVERRIDES=(train.max_minutes=0)  # the budget is epochs and early stopping: a time limit would favour fast cells
 if [ "$SMALL" = 1 ]; then
@@ -112,13 +117,35 @@ for task in $TASKS; do
   python -m recipes.variants.sizes --config "${BASE[$task]}" --data "${CORPUS[$task]}" --out "$ROOT/$task" \
     --cells $CELLS --seeds $SEEDS -- "${OVERRIDES[@]}"
 done
-# Seeds outermost: after the first pass every cell has one result, and the report means something.
-for seed in $SEEDS; do
-  for task in $TASKS; do
-    for cell in $CELLS; do
-      study_run "$ROOT/$task/$cell/seed$seed" "${CORPUS[$task]}"
+worker() {  # every run in order, skipping those another worker holds; a stop (130/143) ends the worker
+  local seed task cell run status
+  # Seeds outermost: after the first pass every cell has one result, and the report means something.
+  for seed in $SEEDS; do
+    for task in $TASKS; do
+      for cell in $CELLS; do
+        run=$ROOT/$task/$cell/seed$seed
+        mkdir -p "$run"
+        status=0
+        # The run's lock passes to its train.py, as the study's does (see above).
+        ( flock -n 8 || { echo "$run: another worker is training it; passed by"; exit 0; }
+          study_run "$run" "${CORPUS[$task]}" ) 8>> "$run/.worker.lock" || status=$?
+        [ "$status" = 0 ] || return "$status"
+      done
     done
   done
+}
+
+if [ "$JOBS" -gt 1 ]; then
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}
+  echo "== $JOBS workers, $OMP_NUM_THREADS thread(s) each"
+fi
+workers=()
+for _ in $(seq "$JOBS"); do
+  worker & workers+=($!)
+  sleep 1  # the first takes the first run before the next looks at it
 done
+status=0
+for pid in "${workers[@]}"; do wait "$pid" || status=$?; done
+[ "$status" = 0 ] || exit "$status"
 echo "== report"
 python -m recipes.variants.report "$ROOT"
