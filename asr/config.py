@@ -174,7 +174,7 @@ class TrainConfig:
     weight_noise: float = bounded(0.0, min=0)  # Gaussian weight noise sigma from the start
     noise_phase: bool = False  # Graves' second phase: restart from best with noise
     noise_std: float = bounded(0.075, min=0)  # sigma of the second phase
-    precision: Precision = Precision.fp32  # bf16: autocast (GPU)
+    precision: Precision = Precision.fp32  # bf16: autocast (GPUs, CPUs with native bf16)
     compile: bool = False  # torch.compile the model (GPU)
     device: str = field(default="auto", metadata=DEVICE)  # whether CUDA exists is checked by training
     seed: int = bounded(0, min=0)  # numpy refuses negative seeds

@@ -36,6 +36,10 @@ How it is fast (benchmarks/lstm.py measures it against nn.LSTM):
   compiler, no triton) the same algorithm runs in torch ops
   (asr/_lstm/recurrence.py), both directions in one batched GEMM per step.
   ``ASR_LSTM_KERNEL=auto|triton|cpp|torch`` chooses (asr/_lstm/extension.py).
+- under bf16 autocast (``train.precision=bf16``) the large products over all frames
+  (input projections, dx, dW_x, dW_h) multiply in bf16 with float32 results, on a
+  GPU and on CPUs with native bf16 (AVX512-BF16, AMX); the recurrence, its per-step
+  product and the cell state stay float32 (``_bf16_products``).
 
 Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyssey"):
 
@@ -67,6 +71,7 @@ Other cells (``cell=``; issue 12; Greff et al. 2017, "LSTM: a search space odyss
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +101,29 @@ def _no_autocast(device: torch.device):
     if device.type in ("cpu", "cuda"):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()
+
+
+def _cpu_has_native_bf16() -> bool:
+    # Private in torch; without them, assume none (bf16 is then emulated and slower than float32).
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def _bf16_products(x: torch.Tensor) -> bool:
+    """Whether a layer on float32 `x` runs its large products in bf16: under bf16 autocast, on a
+    GPU or on a CPU with native bf16 arithmetic. Elsewhere a CPU emulates bf16 products, more
+    slowly than float32 ones, and they stay float32. Asked before the layer turns autocast off."""
+    device = x.device.type
+    if x.dtype != torch.float32 or device not in ("cpu", "cuda") or not torch.is_autocast_enabled(device):
+        return False
+    return torch.get_autocast_dtype(device) == torch.bfloat16 and (device == "cuda" or _cpu_has_native_bf16())
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """a @ b, in a's dtype; multiplied in bf16 if `bf16` (the sums accumulate in float32 inside)."""
+    if not bf16:
+        return a @ b
+    return (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).to(a.dtype)
 
 
 def cudnn_rnn_uses_tf32() -> bool:
@@ -162,8 +190,8 @@ def _sum_over_steps(pair, now: torch.Tensor, before: torch.Tensor, d: int) -> to
     return pair(rows(now)[:-1], rows(before)[1:]) - pair(now[:-1, -1, d], before[1:, 0, d])
 
 
-def _outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a.t() @ b
+def _outer(a: torch.Tensor, b: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    return _product(a.t(), b, bf16)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -184,11 +212,12 @@ class _Layer(torch.autograd.Function):
         kernel = _kernel(x.device)
         if cell not in kernel.CELLS:
             kernel = torch_loop
+        bf16 = _bf16_products(x)
         with _layer_precision(x.device):
-            xg = torch.mm(x.reshape(B * T, D), w_ih.t()).view(B, T, dirs, G)  # the kernel adds bias
+            xg = _product(x.reshape(B * T, D), w_ih.t(), bf16).view(B, T, dirs, G)  # the kernel adds bias
             h, c, act = kernel.forward(xg, bias.view(dirs, G), w_hh.contiguous(), peep.contiguous(),
                                        lengths, cell)
-        ctx.kernel, ctx.cell = kernel, cell
+        ctx.kernel, ctx.cell, ctx.bf16 = kernel, cell, bf16
         ctx.save_for_backward(x, w_ih, w_hh, peep, lengths, h, c, act)
         return h.view(B, T, dirs * H)
 
@@ -203,10 +232,11 @@ class _Layer(torch.autograd.Function):
             dz = ctx.kernel.backward(grad_h, w_hh.contiguous(), peep.contiguous(), c, act, lengths,
                                      ctx.cell)
             dz_rows = dz.view(B * T, dirs * G)
-            d_x = (dz_rows @ w_ih).view(B, T, D) if ctx.needs_input_grad[0] else None
-            d_w_ih = dz_rows.t() @ x.reshape(B * T, D)
+            d_x = _product(dz_rows, w_ih, ctx.bf16).view(B, T, D) if ctx.needs_input_grad[0] else None
+            d_w_ih = _outer(dz_rows, x.reshape(B * T, D), ctx.bf16)
             d_bias = dz_rows.sum(0)
-            d_w_hh = torch.stack([_sum_over_steps(_outer, dz, h, d) for d in range(dirs)])
+            outer = functools.partial(_outer, bf16=ctx.bf16)
+            d_w_hh = torch.stack([_sum_over_steps(outer, dz, h, d) for d in range(dirs)])
             gates = torch_loop.GATES[ctx.cell]
 
             def d_peephole(gate: str, d: int) -> torch.Tensor:

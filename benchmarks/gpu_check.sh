@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks of the Triton LSTM time loop (asr/_lstm/triton_loop.py), in one run of
-# about 3 to 4 minutes on an H200: the CUDA tests, then benchmarks/lstm.py and benchmarks/train.py.
+# about 4 to 5 minutes on an H200: the CUDA tests, then benchmarks/lstm.py and benchmarks/train.py.
 #
 #     bash benchmarks/gpu_check.sh    # from anywhere; the log goes to $OUT/gpu_check.log, the
 #                                     # summary to $OUT/summary.log ($OUT: default /tmp/gpu_out)
 #
 # Every part runs under `timeout`, so that a hang costs that part only, and within what is
-# left of a total budget (GPU_CHECK_BUDGET seconds, default 270; parts are in order of
+# left of a total budget (GPU_CHECK_BUDGET seconds, default 310; parts are in order of
 # importance, and one that would start with under 15 s left is skipped); a failed part is
 # reported and the rest still run. Needs torch and triton (and pytest, pyyaml); not
 # soundfile, librosa or jiwer: pytest runs with --noconftest (tests/conftest.py imports
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 : >"$OUT/gpu_check.log"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 SUMMARY=()
-BUDGET=${GPU_CHECK_BUDGET:-270}
+BUDGET=${GPU_CHECK_BUDGET:-310}
 
 part() {  # part NAME SECONDS COMMAND...: runs COMMAND under a time limit, logs it
     local name=$1 limit=$2
@@ -60,6 +60,9 @@ part train-b1 30 python3 benchmarks/train.py --device cuda --batch 1 --steps 16 
 part lstm-ragged 45 python3 benchmarks/lstm.py --device cuda --configs 3x250 3x512 --batch 1 16 64 \
     --repeats 5 --ragged --variants ours ours-nographs
 part train-b16-bf16 25 python3 benchmarks/train.py --device cuda --batch 16 --steps 5 --repeats 3 --precision bf16
+# both LSTMs under bf16 autocast (ours: the large products in bf16, the loop in float32)
+part lstm-bf16 40 python3 benchmarks/lstm.py --device cuda --configs 3x250 3x512 --batch 16 64 --repeats 5 \
+    --variants ours --precision bf16
 # the kernels in Triton's interpreter, under this machine's triton version
 part interpreter 45 env TRITON_INTERPRET=1 ASR_LSTM_KERNEL=triton \
     python3 -m pytest --noconftest -p no:cacheprovider -x -q tests/triton_interpreted.py
@@ -72,8 +75,10 @@ part interpreter 45 env TRITON_INTERPRET=1 ASR_LSTM_KERNEL=triton \
     for name in tests interpreter; do echo "$name: $(tail -n 1 "$LOGS/$name.log" 2>/dev/null)"; done
     echo "--- benchmarks/lstm.py (seconds, medians; ratio = ours / nn.LSTM)"
     grep -hE '^(config|3x)' "$LOGS/lstm.log" 2>/dev/null
-    echo "ragged:"
-    grep -hE '^3x' "$LOGS/lstm-ragged.log" 2>/dev/null
+    for name in lstm-ieee lstm-ragged lstm-bf16; do
+        echo "${name#lstm-}:"
+        grep -hE '^3x' "$LOGS/$name.log" 2>/dev/null
+    done
     echo "--- benchmarks/train.py"
     for name in train-b16 train-b1 train-b16-bf16; do
         echo "$name:"

@@ -21,6 +21,10 @@ torch loop (ASR_LSTM_KERNEL=torch); --variants chooses. Times there come from CU
 events around each pass (which include the Python launching it). Both sides multiply float32 in
 TF32 there by default, as torch's cuDNN LSTM does (PeepholeLSTM follows cuDNN's RNN switch,
 asr.lstm.cudnn_rnn_uses_tf32); --fp32-precision ieee times both in full float32.
+
+--precision bf16 times both under bf16 autocast (train.precision=bf16): ours multiplies its
+large products in bf16 where the device has native bf16 and keeps the recurrence in float32;
+nn.LSTM runs cuDNN's or oneDNN's bf16 LSTM (on a CPU oneDNN's needs AVX-512).
 """
 
 from __future__ import annotations
@@ -123,8 +127,15 @@ def bench(name: str, batch: int, args, device: torch.device) -> dict[str, dict[s
         lengths[0] = args.frames
     else:
         lengths = torch.full((batch,), args.frames)
-    runs = {variant: _passes(lambda: ours(x, lengths), x, VARIANTS[variant]) for variant in args.variants}
-    runs["nn.LSTM"] = _passes(_torch_runner(theirs, x, lengths, args.ragged), x)
+    def in_precision(run):
+        def run_in_precision():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                return run()
+        return run_in_precision
+
+    runs = {variant: _passes(in_precision(lambda: ours(x, lengths)), x, VARIANTS[variant])
+            for variant in args.variants}
+    runs["nn.LSTM"] = _passes(in_precision(_torch_runner(theirs, x, lengths, args.ragged)), x)
     times = {(who, mode): [] for who in runs for mode in (0, 1)}
     for repeat in range(args.repeats + 1):  # the first round warms up (and captures graphs)
         for mode in (0, 1):
@@ -171,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fp32-precision", choices=["tf32", "ieee"],
                         help="CUDA: float32 products of both LSTMs in TF32 or full float32 "
                              "(torch.backends.cudnn.rnn.fp32_precision; default: torch's, TF32)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: both LSTMs under bf16 autocast (see above)")
     args = parser.parse_args(argv)
     if args.fp32_precision:
         torch.backends.cudnn.rnn.fp32_precision = args.fp32_precision
@@ -182,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     if device.type == "cuda":
         where += ", float32 products in " + ("TF32" if cudnn_rnn_uses_tf32() else "full float32")
-    print(f"torch {torch.__version__}, {device} ({where}), cell {args.cell}, "
+    print(f"torch {torch.__version__}, {device} ({where}), {args.precision}, cell {args.cell}, "
           f"ours = {_kernel_name(device, args.cell)}, T={args.frames}, "
           f"{'ragged' if args.ragged else 'equal lengths'}, "
           f"median of {args.repeats}, load average {os.getloadavg()[0]:.1f}")

@@ -73,3 +73,19 @@ def reference(model: PeepholeLSTM, x: torch.Tensor, lengths) -> torch.Tensor:
             layer_input = torch.cat(outputs, dim=1)
         out[b, : len(layer_input)] = layer_input
     return out
+
+
+def run_with_and_without_bf16_autocast(model, x, lengths):
+    """[y, dx, every parameter's gradient] for a weighted sum of the outputs, in float32 and
+    under bf16 autocast, on x's device."""
+    weight = torch.randn(*x.shape[:2], model.num_directions * model.hidden_size,
+                         generator=torch.Generator().manual_seed(1)).to(x.device)
+    results = []
+    for autocast in (False, True):
+        model.zero_grad()
+        x = x.detach().requires_grad_()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            y = model(x, lengths)
+        (y * weight).sum().backward()
+        results.append([y.detach(), x.grad, *(p.grad.clone() for p in model.parameters())])
+    return results

@@ -21,7 +21,7 @@ from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
 from asr.errors import UserError
 from asr.lstm import PeepholeLSTM
-from tests.lstm_reference import reference
+from tests.lstm_reference import reference, run_with_and_without_bf16_autocast
 
 KERNELS = ["cpp", "torch"]
 
@@ -298,6 +298,68 @@ def test_bf16_autocast_runs_the_recurrence_in_float32():
     y.sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
     torch.testing.assert_close(y, model(x, lengths), rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_multiplies_the_large_products_in_bf16_where_the_cpu_does_bf16(monkeypatch, native):
+    """Under bf16 autocast the products over all frames run in bf16 on a CPU with native bf16
+    (forced here either way, so that any machine checks both): every result then within bf16's
+    rounding of the float32 one, and not equal to it; elsewhere the layer is float32 throughout."""
+    monkeypatch.setattr(asr.lstm, "_cpu_has_native_bf16", lambda: native)
+    model = make_model(D=6, H=8, layers=2, dtype=torch.float32)
+    x, lengths = torch.randn(3, 10, 6), torch.tensor([10, 7, 4])
+    exact, mixed = run_with_and_without_bf16_autocast(model, x, lengths)  # on the CPU
+    for a, b in zip(exact, mixed):
+        assert b.dtype == torch.float32
+        if native:
+            assert 0 < float((a - b).norm() / a.norm()) < 0.02
+        else:
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_bf16_products_only_under_bf16_autocast_on_float32(monkeypatch):
+    monkeypatch.setattr(asr.lstm, "_cpu_has_native_bf16", lambda: True)
+    x = torch.randn(2, 3)
+    assert not asr.lstm._bf16_products(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert asr.lstm._bf16_products(x) and not asr.lstm._bf16_products(x.double())
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not asr.lstm._bf16_products(x)
+
+
+def test_training_in_bf16_learns_what_float32_learns(monkeypatch):
+    """Accuracy holds: the same seeded CTC training, float32 and with bf16 products, follows
+    the same loss curve (until the two drift apart, as any two roundings do) to a loss far
+    below where it started."""
+    from asr.config import ModelConfig
+    from asr.model import CTCModel
+
+    monkeypatch.setattr(asr.lstm, "_cpu_has_native_bf16", lambda: True)
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(8, 40, 10, generator=generator)
+    lengths = torch.tensor([40, 38, 35, 33, 30, 28, 25, 20])
+    targets = torch.randint(1, 6, (8, 6), generator=generator)
+
+    def train(precision: str) -> list[float]:
+        torch.manual_seed(0)
+        model = CTCModel(10, 6, ModelConfig(hidden_size=16, num_layers=2))
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+        losses = []
+        for _ in range(80):
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                log_probs = model(features, lengths)
+            loss = torch.nn.functional.ctc_loss(log_probs.float().transpose(0, 1), targets, lengths,
+                                                torch.full((8,), 6))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+
+    fp32, bf16 = train("fp32"), train("bf16")
+    assert fp32 != bf16  # bf16 was used
+    assert max(abs(a - b) / a for a, b in zip(fp32[:40], bf16[:40])) < 0.05
+    assert fp32[-1] < 0.15 * fp32[0] and bf16[-1] < 0.15 * bf16[0]
 
 
 def test_bad_lengths_are_rejected():

@@ -18,7 +18,7 @@ from asr._lstm import extension
 from asr._lstm import recurrence as torch_loop
 from asr.errors import UserError
 from asr.lstm import PeepholeLSTM
-from tests.lstm_reference import ROWS
+from tests.lstm_reference import ROWS, run_with_and_without_bf16_autocast
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOP = list(torch_loop.CELLS)
@@ -171,6 +171,21 @@ def test_cuda_layer_in_tf32_by_default(monkeypatch):
     for a, b in zip(tf32, ieee):
         torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-2)
     assert any(not torch.equal(a, b) for a, b in zip(tf32, ieee))
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_layer_multiplies_its_large_products_in_bf16_under_autocast(monkeypatch):
+    """Under bf16 autocast the GPU layer's products over all frames run in bf16 (the loop in
+    float32): every result within bf16's rounding of the float32 one, and not equal to it."""
+    monkeypatch.setattr(extension, "kernel", lambda: None)
+    torch.manual_seed(0)
+    model = PeepholeLSTM(7, 24, 3).cuda()
+    x, lengths = torch.randn(6, 45, 7, device="cuda"), torch.tensor([45, 12, 30, 1, 44, 9])
+    with rnn_fp32_precision("ieee"):
+        exact, mixed = run_with_and_without_bf16_autocast(model, x, lengths)
+    for a, b in zip(exact, mixed):
+        assert b.dtype == torch.float32 and 0 < float((a - b).norm() / a.norm()) < 0.02
 
 
 def _layer_on_both(cell, dtype, monkeypatch) -> dict:
