@@ -3,7 +3,7 @@
 # the recipe network's number of weights (recipes/variants/sizes.py), three seeds each; then the
 # report (recipes/variants/report.py). recipes/variants/README.md has the design and the results.
 #
-#   nohup recipes/variants/run.sh > ~/variants.log 2>&1 &       # the full study: hours to days on 2 cores
+#   JOBS=2 nohup recipes/variants/run.sh > ~/variants.log 2>&1 &   # the full study: hours to days on 2 cores
 #   SMALL=1 recipes/variants/run.sh /tmp/variants-small          # the small grid: minutes
 #
 # ROOT (default recipes/variants/study) gets corpora/, grid.json, TASK/sizes.json and one run folder
@@ -19,8 +19,8 @@
 # A run that fails (diverges, say) gets a FAILED file and the study goes on; delete it to retry.
 #
 # JOBS=N trains N runs at a time (default 1), each on its share of the cores (OMP_NUM_THREADS, unless
-# set): on 2 cores JOBS=2 gets through the study faster than one run on two threads (small networks
-# scale poorly). Each run is locked by the worker training it; the others pass it by.
+# set): on 2 cores JOBS=2 keeps both busy through each run's serial parts too (decoding, say). Each
+# run is locked by the worker training it; the others pass it by.
 #
 # Environment: TASKS ("synth handwriting"), CELLS (all eight), SEEDS ("1 2 3"), UTTERANCES (2000),
 # LINES (3000), SYNTH_DATA / HANDWRITING_DATA (a corpus to use as it is, e.g. a real TIMIT or IAM),
