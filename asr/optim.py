@@ -3,11 +3,13 @@
 SGD with momentum is Graves, Mohamed & Hinton (2013)'s choice (lr 1e-4,
 momentum 0.9); Adam, weight decay and three schedules (constant, exponential
 decay per epoch, decay on a dev-loss plateau) are what users add. The schedule
-steps once per epoch, on the dev loss when it follows a plateau.
+steps once per epoch, on the dev loss when it follows a plateau. Gradient clipping
+(`clip_gradients`) rescales the whole gradient to a largest norm.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Iterable
@@ -25,6 +27,29 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter],
     """A fresh optimiser over `parameters` and its schedule, as `t` says."""
     optimizer = _optimizer(parameters, t)
     return optimizer, _scheduler(optimizer, t)
+
+
+def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> float:
+    """Rescale the gradients to a norm of at most `max_norm`, as clip_grad_norm_ does, and
+    return their norm before: inf or NaN if any gradient element is.
+
+    A finite gradient whose norm overflows float32 (its sum of squares past 3.4e38, as an
+    exploding recurrence gives: the noaf cell's, say) is still a direction, and is clipped
+    too: its norm is taken of the gradient divided by its largest element (clip_grad_norm_
+    would call it inf and zero it). Without clipping (max_norm inf) its norm stays inf, and
+    training skips the step."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = float(torch.nn.utils.get_total_norm(grads))
+    if math.isinf(norm) and math.isfinite(max_norm):
+        largest = max(float(g.abs().max()) for g in grads)
+        if math.isfinite(largest):  # every element finite: only the sum of squares overflowed
+            norm = largest * float(torch.nn.utils.get_total_norm([g / largest for g in grads]))
+    if math.isfinite(norm) and norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / norm)
+    return norm
 
 
 def _optimizer(parameters: Iterable[torch.nn.Parameter], t: TrainConfig) -> torch.optim.Optimizer:

@@ -51,7 +51,7 @@ from asr.evaluation import corpus_counts, decode_sorted, primary_metric
 from asr.features import FeatureStats
 from asr.frontend import frontend_for
 from asr.model import CTCModel
-from asr.optim import build_optimizer, step_scheduler
+from asr.optim import build_optimizer, clip_gradients, step_scheduler
 from asr.runfolder import RunFolder
 from asr.runlog import epoch_line, write_run_log
 from asr.tokens import TokenSet, token_set
@@ -325,12 +325,11 @@ class Trainer:
             loss_sum = self.ctc_loss_sum(batch, self.parallel_model)
             # Scaled so DDP's gradient mean equals the single-process mean over the global batch.
             (loss_sum * self.world / global_size).backward()
-        clip = self.config.train.grad_clip or math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        norm = clip_gradients(self.model.parameters(), self.config.train.grad_clip or math.inf)
         totals = torch.tensor([loss_sum.item(), float(batch.lengths.sum())], device=self.device)
         if self.world > 1:
             torch.distributed.all_reduce(totals)
-        finite = math.isfinite(norm.item()) and math.isfinite(totals[0].item())
+        finite = math.isfinite(norm) and math.isfinite(totals[0].item())
         if finite:
             self.optimizer.step()
         return totals[0].item(), finite

@@ -1,6 +1,7 @@
 import dataclasses
 import errno
 import json
+import math
 import os
 import signal
 import subprocess
@@ -133,6 +134,53 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tiny_timit, tmp_path, mo
         trainer.fit()
     assert trainer.state.skipped_steps == 3
     assert_same_weights(before, trainer.model.state_dict())  # no NaN reached the weights
+
+
+def gradients_of(*grads):
+    parameters = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for parameter, g in zip(parameters, grads):
+        parameter.grad = g.clone()
+    return parameters
+
+
+def test_gradient_clipping_is_torchs_where_the_norm_is_finite():
+    from asr.optim import clip_gradients
+
+    torch.manual_seed(0)
+    grads = [torch.randn(5, 3) * 10, torch.randn(4)]
+    for max_norm in (1.0, 1e6, float("inf")):
+        ours, theirs = gradients_of(*grads), gradients_of(*grads)
+        assert clip_gradients(ours, max_norm) == pytest.approx(float(torch.nn.utils.clip_grad_norm_(theirs, max_norm)))
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_a_finite_gradient_whose_norm_overflows_is_still_clipped():
+    """The noaf cell's exploding gradients: every element finite, the sum of squares past
+    float32's range. clip_grad_norm_ calls the norm inf (and zeroes the gradient); clipping
+    keeps its direction at the largest norm allowed."""
+    from asr.optim import clip_gradients
+
+    grads = [torch.tensor([3e20, -4e20, 1.0]), torch.tensor([2e19])]
+    exact = torch.cat([g.double() for g in grads])
+    parameters = gradients_of(*grads)
+    norm = clip_gradients(parameters, 5.0)
+    assert norm == pytest.approx(float(exact.norm()), rel=1e-6)
+    clipped = torch.cat([p.grad.double() for p in parameters])
+    torch.testing.assert_close(clipped, exact * 5.0 / exact.norm(), rtol=1e-6, atol=1e-12)
+
+    assert clip_gradients(gradients_of(*grads), float("inf")) == float("inf")  # no clipping: the step is skipped
+    assert not math.isfinite(clip_gradients(gradients_of(torch.tensor([1.0, float("inf")])), 5.0))
+    assert math.isnan(clip_gradients(gradients_of(torch.tensor([1.0, float("nan")])), 5.0))
+
+
+def test_a_step_with_an_overflowing_gradient_norm_is_applied_clipped(tiny_timit, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(max_steps=1, grad_clip=1.0), tiny_timit, tmp_path, log=quiet)
+    monkeypatch.setattr(trainer, "ctc_loss_sum",
+                        lambda batch, model: model(batch.features, batch.lengths).sum() * 1e30)
+    batch = trainer.train_set.batch(list(range(4)), 0)
+    _, applied = trainer.train_step(batch, len(batch.lengths))
+    assert applied and all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
 def test_noise_phase_restarts_from_best(tiny_timit, tmp_path):

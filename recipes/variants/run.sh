@@ -87,7 +87,9 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
   train_or_resume "$run" "$run/study.yaml" "$corpus" >> "$run/train.out" 2>&1 || status=$?
   if [ "$status" = 130 ] || [ "$status" = 143 ]; then echo "$run: stopped; run again to resume"; exit "$status"; fi
   if [ "$status" != 0 ]; then
-    echo "train.py exit status $status: $(tail -n 1 "$run/train.out")" > "$run/FAILED"
+    # train.py's own message (its last line may be a progress bar's)
+    echo "train.py exit status $status: $(grep -a -o "error: .*" "$run/train.out" | tail -n 1 || tail -n 1 "$run/train.out")" \
+      > "$run/FAILED"
     echo "$run: FAILED ($(cat "$run/FAILED"))"
     return 0
   fi
