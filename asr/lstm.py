@@ -103,6 +103,7 @@ def _no_autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+@functools.cache
 def _cpu_has_native_bf16() -> bool:
     # Private in torch; without them, assume none (bf16 is then emulated and slower than float32).
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
