@@ -97,7 +97,8 @@ study_run() {  # train (or resume) one run, then score it on the test split; 130
   mkdir -p "$run/eval-test" && cp "$run/log.jsonl" "$run/eval-test/log.jsonl"  # the finished run's record, for git
   python decode.py --checkpoint "$run" --test-set "$corpus" --split test --out "$run/eval-test" \
     >> "$run/train.out" 2>&1 || echo "$run: decoding reported errors (see $run/train.out)"
-  grep -o "PER (39 folded phones) *[0-9.]*%\|CER *[0-9.]*%" "$run/train.out" | tail -n 1 || true
+  python -c 'import json, sys; s = json.load(open(sys.argv[1])); m = "per" if "per" in s else "cer"
+print("test %s %.2f %%" % (m.upper(), 100 * s[m]["rate"]))' "$run/eval-test/summary.json" 2>/dev/null || true  # its score
   python -m recipes.variants.gradient_flow --checkpoint "$run" --data "$corpus" --out "$run/gradient-flow.json" \
     >> "$run/train.out" 2>&1 || echo "$run: the gradient flow failed (see $run/train.out)"
 }
