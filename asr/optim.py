@@ -38,7 +38,8 @@ def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) ->
     too: its norm is taken of the gradient divided by its largest element (clip_grad_norm_
     would call it inf and zero it). Without clipping (max_norm inf) its norm stays inf, and
     training skips the step."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    parameters = [p for p in parameters if p.grad is not None]
+    grads = [p.grad for p in parameters]
     if not grads:
         return 0.0
     norm = float(torch.nn.utils.get_total_norm(grads))
@@ -46,9 +47,8 @@ def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float) ->
         largest = max(float(g.abs().max()) for g in grads)
         if math.isfinite(largest):  # every element finite: only the sum of squares overflowed
             norm = largest * float(torch.nn.utils.get_total_norm([g / largest for g in grads]))
-    if math.isfinite(norm) and norm > max_norm:
-        for g in grads:
-            g.mul_(max_norm / norm)
+    if math.isfinite(norm):
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, torch.tensor(norm))
     return norm
 
 
