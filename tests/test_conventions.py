@@ -15,6 +15,8 @@ def test_disagreement_counts_and_names_each_confusion():
     assert confusions == {("ah", "ih"): 1, ("ah", "aa"): 1, ("-", "s"): 1}
     counts, confusions = disagreement([["r", "aa"]], [["aa"]])
     assert counts.deletions == 1 and confusions == {("r", "-"): 1}
+    counts, confusions = disagreement([["ah"], []], [[], ["s"]])  # one side silent: nothing to align
+    assert (counts.deletions, counts.insertions) == (1, 1) and confusions == {("ah", "-"): 1, ("-", "s"): 1}
 
 
 @pytest.mark.skipif(not shutil.which("flite") or not shutil.which("espeak-ng"), reason="needs flite and espeak-ng")

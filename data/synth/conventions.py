@@ -44,10 +44,12 @@ def disagreement(references: Sequence[Sequence[str]], others: Sequence[Sequence[
     count ("-" for a phone one side lacks)."""
     counts, confusions = ErrorCounts(), collections.Counter()
     for reference, other in zip(references, others, strict=True):
-        counts += token_errors(reference, other)
-        if not reference or not other:
+        if not reference or not other:  # nothing to align: all deleted, or all inserted
+            counts += token_errors(reference, other)
+            confusions.update([(p, "-") for p in reference] + [("-", p) for p in other])
             continue
         out = jiwer.process_words(" ".join(reference), " ".join(other))
+        counts += ErrorCounts(out.substitutions, out.deletions, out.insertions, len(reference))
         for chunk in out.alignments[0]:
             left = reference[chunk.ref_start_idx:chunk.ref_end_idx]
             right = other[chunk.hyp_start_idx:chunk.hyp_end_idx]
