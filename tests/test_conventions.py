@@ -1,9 +1,11 @@
 """data.synth.conventions: how differently two engines label the same sentences."""
 
+import random
 import shutil
 
 import pytest
 
+from asr.metrics import corpus_errors
 from data.synth.conventions import disagreement, main
 
 
@@ -25,3 +27,11 @@ def test_flite_and_espeak_label_most_phones_alike(capsys):
     first = capsys.readouterr().out.splitlines()[0]
     rate = float(first.split(": ")[1].split(" %")[0])
     assert "espeak:en-US against flite:kal16, 4 sentences" in first and 0 < rate < 30
+
+
+def test_disagreement_counts_are_the_corpus_per_counts():
+    rng = random.Random(0)
+    phones = ["aa", "ah", "b", "d", "s"]
+    references = [[rng.choice(phones) for _ in range(rng.randrange(0, 9))] for _ in range(200)]
+    others = [[rng.choice(phones) for _ in range(rng.randrange(0, 9))] for _ in range(200)]
+    assert disagreement(references, others)[0] == corpus_errors(references, others)

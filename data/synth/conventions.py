@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import jiwer
 
-from asr.metrics import ErrorCounts, token_errors
+from asr.metrics import ErrorCounts
 from asr.tokens import fold_phones
 from data.synth import espeak, festival, flite
 from data.synth.labels import phone_segments
@@ -41,25 +41,32 @@ def spoken_phones(engine: str, voice: str, sentences: Sequence[str]) -> list[lis
 def disagreement(references: Sequence[Sequence[str]], others: Sequence[Sequence[str]]
                  ) -> tuple[ErrorCounts, collections.Counter]:
     """The PER counts of `others` against `references`, and each (reference, other) confusion's
-    count ("-" for a phone one side lacks)."""
-    counts, confusions = ErrorCounts(), collections.Counter()
+    count ("-" for a phone one side lacks). The counts are the confusions summed: a pair of two
+    phones is a substitution, ("x", "-") a deletion, ("-", "x") an insertion."""
+    confusions = collections.Counter()
     for reference, other in zip(references, others, strict=True):
-        if not reference or not other:  # nothing to align: all deleted, or all inserted
-            counts += token_errors(reference, other)
-            confusions.update([(p, "-") for p in reference] + [("-", p) for p in other])
-            continue
-        out = jiwer.process_words(" ".join(reference), " ".join(other))
-        counts += ErrorCounts(out.substitutions, out.deletions, out.insertions, len(reference))
-        for chunk in out.alignments[0]:
-            left = reference[chunk.ref_start_idx:chunk.ref_end_idx]
-            right = other[chunk.hyp_start_idx:chunk.hyp_end_idx]
-            if chunk.type == "substitute":
-                confusions.update(zip(left, right))
-            elif chunk.type == "delete":
-                confusions.update((p, "-") for p in left)
-            elif chunk.type == "insert":
-                confusions.update(("-", p) for p in right)
-    return counts, confusions
+        confusions.update(_confusions(reference, other))
+    deleted = sum(n for (_, other), n in confusions.items() if other == "-")
+    inserted = sum(n for (reference, _), n in confusions.items() if reference == "-")
+    substituted = confusions.total() - deleted - inserted
+    return ErrorCounts(substituted, deleted, inserted, sum(map(len, references))), confusions
+
+
+def _confusions(reference: Sequence[str], other: Sequence[str]) -> list[tuple[str, str]]:
+    """The (reference, other) pairs the minimal alignment gets wrong."""
+    if not reference or not other:  # nothing to align: all deleted, or all inserted
+        return [(p, "-") for p in reference] + [("-", p) for p in other]
+    pairs = []
+    for chunk in jiwer.process_words(" ".join(reference), " ".join(other)).alignments[0]:
+        left = reference[chunk.ref_start_idx:chunk.ref_end_idx]
+        right = other[chunk.hyp_start_idx:chunk.hyp_end_idx]
+        if chunk.type == "substitute":
+            pairs += zip(left, right)
+        elif chunk.type == "delete":
+            pairs += [(p, "-") for p in left]
+        elif chunk.type == "insert":
+            pairs += [("-", p) for p in right]
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
