@@ -17,7 +17,7 @@ from pathlib import Path
 
 from asr.atomic import write_text
 from asr.errors import UserError
-from data.synth import text
+from data.synth import lexicon, text
 from data.synth.generate import Settings, check_replaceable, check_voices, generate
 from data.synth.plan import make_plan
 from data.synth.render import RenderSettings
@@ -106,6 +106,11 @@ def parser() -> argparse.ArgumentParser:
         help="write the TRAIN sentences of --text (never a TEST one), one a line, to FILE for a "
         "language model, then exit",
     )
+    p.add_argument(
+        "--lexicon", choices=lexicon.CHOICES, default="engine",
+        help="phone labels: each engine's own (default), or cmu: espeak-ng's words labelled from the "
+        "CMU lexicon as flite and festival label theirs (data/synth/lexicon.py)",
+    )
     p.add_argument("--no-sa", dest="dialect_sentences", action="store_false", help="leave out SA1 and SA2")
     p.add_argument(
         "--no-closures", dest="closures", action="store_false",
@@ -161,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             render=RenderSettings(args.closures, None if args.no_noise else args.noise_db),
             test_voices=args.test_voices,
             dev_voices=args.dev_voices,
+            lexicon=args.lexicon,
         )
         sentences = text.load_sentences(args.text)
         plan = make_plan(

@@ -128,13 +128,15 @@ def test_espeak_timings_from_events():
         (word, 5, 2, 400, ""), (phoneme, 5, 0, 400, "I"), (phoneme, 5, 0, 500, "z"), (phoneme, 8, 0, 600, "_"),
     ]
     phones, words = espeak.timings(events, 700, rate, "car is.", rhotic=True)
+    assert espeak.complete_words(words, "car is.") == words
     assert phones == [("pau", 0.1), ("k", 0.2), ("aa", 0.3), ("r", 0.4), ("ih", 0.5), ("z", 0.6), ("pau", 0.7)]
     assert words == [(0, 0.1, 0.4), (1, 0.4, 0.6)]
     phones, _ = espeak.timings(events, 700, rate, "car is.", rhotic=False)
     assert ("aa", 0.4) in phones and ("r", 0.4) not in phones
     merged = [e for e in events if e[:2] != (word, 5)]
     merged = [(k, 1 if p == 5 else p, n, s, m) for k, p, n, s, m in merged]
-    assert espeak.timings(merged, 700, rate, "car is.", rhotic=True)[1] is None
+    said = espeak.timings(merged, 700, rate, "car is.", rhotic=True)[1]
+    assert said == [(0, 0.1, 0.6)] and espeak.complete_words(said, "car is.") is None
 
 
 @needs_espeak

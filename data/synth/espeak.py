@@ -238,17 +238,18 @@ class Espeak:
         lead = round(LEAD_SILENCE * self.sample_rate)
         audio = np.concatenate([np.zeros(lead, np.int16), *self._chunks])
         events = [(kind, pos, length, sample + lead, label) for kind, pos, length, sample, label in self._events]
-        phones, words = timings(events, len(audio), self.sample_rate, text, ACCENTS[accent])
-        return Synthesis(audio, self.sample_rate, phones, words)
+        phones, said = timings(events, len(audio), self.sample_rate, text, ACCENTS[accent])
+        return Synthesis(audio, self.sample_rate, phones, complete_words(said, text), said)
 
 
 def timings(
     events: Sequence[tuple[int, int, int, int, str]], n_samples: int, rate: int, text: str, rhotic: bool
 ) -> tuple[list[tuple[str, float]], list[tuple[int, float, float]] | None]:
-    """(TIMIT phones with end times, words or None) from espeak's events.
+    """(TIMIT phones with end times, the words said) from espeak's events.
 
     ``events``: (type, text_position, length, start sample, mnemonic). A leading
     stretch before the first phone is a pause; the last phone ends with the audio.
+    The words are (token index, start, end); a merged word has its first token's index.
     """
     starts = [(sample, label, position) for kind, position, _, sample, label in events if kind == _PHONEME]
     phones: list[tuple[str, float]] = []
@@ -277,10 +278,13 @@ def timings(
         phones.append((PAUSE, n_samples / rate))
     said = sorted(position for kind, position, *_ in events if kind == _WORD and position in spans)
     tokens = _token_positions(text)
-    words = [(tokens[p], *spans[p]) for p in said if p in tokens]
-    if sorted(t for t, _, _ in words) != list(range(len(text.split()))):
-        return phones, None  # a merged or missing word: no word timings for this utterance
-    return phones, words
+    return phones, [(tokens[p], *spans[p]) for p in said if p in tokens]
+
+
+def complete_words(said: list[tuple[int, float, float]], text: str) -> list[tuple[int, float, float]] | None:
+    """`said` if every token of `text` has its own word in it, else None: a merged or missing
+    word leaves the utterance without word timings."""
+    return said if sorted(t for t, _, _ in said) == list(range(len(text.split()))) else None
 
 
 def _token_positions(text: str) -> dict[int, int]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.errors import UserError
-from data.synth import espeak, festival, flite, text
+from data.synth import espeak, festival, flite, lexicon, text
 from data.synth.plan import Job, Plan
 from data.synth.render import RenderSettings, render
 from data.synth.tree import TreeSummary, check_tree, is_written, write_utterance
@@ -48,10 +48,15 @@ class Settings:
     render: RenderSettings
     test_voices: tuple[str, ...] = ()
     dev_voices: tuple[str, ...] = ()
+    lexicon: str = "engine"  # or "cmu": data.synth.lexicon
 
     def as_json(self) -> dict:
-        """The settings as JSON reads them back (lists, not tuples)."""
-        return json.loads(json.dumps({"format": FORMAT_VERSION, **asdict(self)}))
+        """The settings as JSON reads them back (lists, not tuples). The default lexicon is
+        left out, so that corpora made before the setting existed keep their description."""
+        settings = asdict(self)
+        if settings["lexicon"] == "engine":
+            del settings["lexicon"]
+        return json.loads(json.dumps({"format": FORMAT_VERSION, **settings}))
 
 
 @dataclass
@@ -108,9 +113,14 @@ def _synthesize_chunk(work: tuple[tuple[Voice, tuple[Job, ...]], Path, Settings]
     sentences = [
         (j.text, j.speaker.stretch * j.speaker.warp, j.seed(settings.seed), j.speaker.warp) for j in jobs
     ]
-    for job, synthesis in zip(jobs, engine.synthesize_batch(voice.ident, sentences)):
+    spoken = engine.synthesize_batch(voice.ident, sentences)
+    relabelled = [None] * len(jobs)
+    if settings.lexicon == "cmu" and engine.PHONE_MAP is not lexicon.PHONE_MAP:
+        relabelled = lexicon.cmu_labels(spoken, [j.text for j in jobs])
+    for job, synthesis, cmu in zip(jobs, spoken, relabelled):
         utterance = render(
-            synthesis, job.text, job.speaker.warp, engine.PHONE_MAP, settings.render,
+            synthesis if cmu is None else cmu, job.text, job.speaker.warp,
+            engine.PHONE_MAP if cmu is None else lexicon.PHONE_MAP, settings.render,
             job.seed(settings.seed), f"{root / job.path} ({voice.name})",
         )
         write_utterance(root / job.path, utterance.audio, utterance.phones, utterance.words, job.text)

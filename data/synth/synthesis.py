@@ -16,10 +16,13 @@ class Synthesis:
     end) for each word the synthesizer said; a token may yield several words
     ("John's" -> "john" + "'s") and a word may have no duration (festival's "'s").
     ``words`` is None when the synthesizer gave no word timings for the sentence
-    (espeak-ng when it says two tokens as one word).
+    (espeak-ng when it says two tokens as one word). ``said``: the words as spoken where
+    the engine can say two tokens as one (espeak-ng), each merged word under its first token;
+    None where ``words`` are all there is.
     """
 
     audio: np.ndarray
     sample_rate: int
     phones: list[tuple[str, float]]
     words: list[tuple[int, float, float]] | None
+    said: list[tuple[int, float, float]] | None = None
