@@ -107,9 +107,9 @@ def test_the_report_tabulates_and_plots_fake_runs(tmp_path):
     assert report.main([str(root), "--readme", str(readme)]) == 0
     table = (root / "results.md").read_text()
     assert "SMALL grid" in table
-    assert "| peephole | 16 | 100 | 25.0 ± 7.1 |  | 3.0 | 3.0 | 2 scored |" in table
-    assert "| nfg | 19 | 101 | 50.0 | +25.0 | 3.0 | 3.0 | 1 scored, 1 failed |" in table
-    assert "| gru | – | – | – |  | – | – | 0 scored, 1 pending |" in table
+    assert "| peephole | 16 | 100 | 25.0 ± 7.1 | 20.0, 30.0 |  | 3.0 | 3.0 | 2 scored |" in table
+    assert "| nfg | 19 | 101 | 50.0 |  | +25.0 | 3.0 | 3.0 | 1 scored, 1 failed |" in table
+    assert "| gru | – | – | – |  |  | – | – | 0 scored, 1 pending |" in table
     text = readme.read_text()
     assert "placeholder" not in text and table in text and text.endswith("after\n")
     assert "](study/results.png)" in text  # the chart, by its path from the README

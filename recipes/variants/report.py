@@ -71,8 +71,9 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def summarize(runs: list[dict]) -> dict:
     """A cell's row: means (and the error's std) over its scored runs, and the counts."""
     scored = [run for run in runs if run["status"] == "scored"]
-    error, std = mean_std([run["error"] for run in scored if run["error"] is not None])
-    return {"error": error, "std": std, "epochs": mean_std([run["epochs"] for run in scored])[0],
+    errors = [run["error"] for run in scored if run["error"] is not None]
+    error, std = mean_std(errors)
+    return {"error": error, "std": std, "errors": errors, "epochs": mean_std([run["epochs"] for run in scored])[0],
             "minutes": mean_std([run["minutes"] for run in scored if run["minutes"] is not None])[0],
             "scored": len(scored), "failed": sum(run["status"] == "failed" for run in runs),
             "pending": sum(run["status"] == "pending" for run in runs)}
@@ -82,6 +83,11 @@ def percent(value: float | None, std: float | None = None) -> str:
     if value is None:
         return "–"
     return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def by_seed(errors: list[float]) -> str:
+    """Each seed's error: a mean and std hide a cell that trains on one seed and not on another."""
+    return ", ".join(f"{100 * e:.1f}" for e in errors) if len(errors) > 1 else ""
 
 
 def number(value: float | None, form: str) -> str:
@@ -97,15 +103,15 @@ def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str
     rows = {cell: summarize(runs) for cell, runs in cells.items()}
     base = rows.get(BASELINE, {}).get("error")
     lines = [f"**{title}**: test {name} (%), best path, mean ± std over seeds", "",
-             f"| cell | hidden | weights | test {name} % | vs {BASELINE} | epochs | minutes | runs |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             f"| cell | hidden | weights | test {name} % | by seed | vs {BASELINE} | epochs | minutes | runs |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for cell, row in rows.items():
         size = sizes.get(cell, {})
         delta = (f"{100 * (row['error'] - base):+.1f}" if base is not None and row["error"] is not None
                  and cell != BASELINE else "")
         runs = f"{row['scored']} scored" + "".join(f", {row[k]} {k}" for k in ("failed", "pending") if row[k])
         lines.append(f"| {cell} | {size.get('hidden_size', '–')} | {number(size.get('weights'), ',d')} | "
-                     f"{percent(row['error'], row['std'])} | {delta} | {number(row['epochs'], '.1f')} | "
+                     f"{percent(row['error'], row['std'])} | {by_seed(row['errors'])} | {delta} | {number(row['epochs'], '.1f')} | "
                      f"{minutes(row['minutes'])} | {runs} |")
     return lines
 
@@ -132,13 +138,15 @@ def markdown(root: Path, found: dict) -> str:
 
 
 def plot(found: dict, path: Path, small: bool) -> None:
-    """One panel per task: the mean test error per cell, with the std over seeds as error bars."""
+    """One panel per task: the mean test error per cell, the std over seeds as error bars, each seed a dot."""
     figure, axes = plt.subplots(1, max(len(found), 1), figsize=(5.5 * max(len(found), 1), 3.8), squeeze=False)
     for axis, (task, cells) in zip(axes[0], found.items()):
         rows = {cell: summarize(runs) for cell, runs in cells.items()}
         names = [cell for cell, row in rows.items() if row["error"] is not None]
         axis.bar(names, [100 * rows[c]["error"] for c in names], yerr=[100 * (rows[c]["std"] or 0) for c in names],
                  capsize=4, color=["tab:gray" if c == BASELINE else "tab:blue" for c in names])
+        for x, cell in enumerate(names):  # each seed, so that a run that never learned stands out
+            axis.plot([x] * len(rows[cell]["errors"]), [100 * e for e in rows[cell]["errors"]], "k.", markersize=5)
         title, _, name = TASKS[task]
         axis.set(title=title, ylabel=f"test {name} (%)")
         axis.tick_params(axis="x", rotation=45)
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(found, chart, small)
     plot_gradient_flow(args.root, chart.with_name("gradient-flow.png"))
     if args.readme:  # the chart goes in too, by its path from the README
-        fill_readme(args.readme, f"{block}\n![test error per cell and task, mean and std over seeds]"
+        fill_readme(args.readme, f"{block}\n![test error per cell and task: mean, std over seeds, each seed a dot]"
                                  f"({os.path.relpath(chart, args.readme.parent)})\n")
     print(block, end="")
     return 0
