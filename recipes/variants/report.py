@@ -111,8 +111,8 @@ def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str
                  and cell != BASELINE else "")
         runs = f"{row['scored']} scored" + "".join(f", {row[k]} {k}" for k in ("failed", "pending") if row[k])
         lines.append(f"| {cell} | {size.get('hidden_size', '–')} | {number(size.get('weights'), ',d')} | "
-                     f"{percent(row['error'], row['std'])} | {by_seed(row['errors'])} | {delta} | {number(row['epochs'], '.1f')} | "
-                     f"{minutes(row['minutes'])} | {runs} |")
+                     f"{percent(row['error'], row['std'])} | {by_seed(row['errors'])} | {delta} | "
+                     f"{number(row['epochs'], '.1f')} | {minutes(row['minutes'])} | {runs} |")
     return lines
 
 
@@ -143,7 +143,8 @@ def plot(found: dict, path: Path, small: bool) -> None:
     for axis, (task, cells) in zip(axes[0], found.items()):
         rows = {cell: summarize(runs) for cell, runs in cells.items()}
         names = [cell for cell, row in rows.items() if row["error"] is not None]
-        axis.bar(names, [100 * rows[c]["error"] for c in names], yerr=[100 * (rows[c]["std"] or 0) for c in names],
+        means, stds = [100 * rows[c]["error"] for c in names], [100 * (rows[c]["std"] or 0) for c in names]
+        axis.bar(names, means, yerr=[[min(m, d) for m, d in zip(means, stds)], stds],  # no error below 0 %
                  capsize=4, color=["tab:gray" if c == BASELINE else "tab:blue" for c in names])
         for x, cell in enumerate(names):  # each seed, so that a run that never learned stands out
             axis.plot([x] * len(rows[cell]["errors"]), [100 * e for e in rows[cell]["errors"]], "k.", markersize=5)
