@@ -115,7 +115,7 @@ def _synthesize_chunk(work: tuple[tuple[Voice, tuple[Job, ...]], Path, Settings]
     ]
     spoken = engine.synthesize_batch(voice.ident, sentences)
     relabelled = [None] * len(jobs)
-    if settings.lexicon == "cmu" and engine.PHONE_MAP is not lexicon.PHONE_MAP:
+    if settings.lexicon == "cmu" and engine.PHONE_MAP is not lexicon.PHONE_MAP:  # flite, festival: CMU already
         relabelled = lexicon.cmu_labels(spoken, [j.text for j in jobs])
     for job, synthesis, cmu in zip(jobs, spoken, relabelled):
         utterance = render(

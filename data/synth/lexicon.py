@@ -2,8 +2,9 @@
 
 flite and festival label a word from the CMU pronouncing dictionary; espeak-ng from its own
 rules and accents ("dog": flite ``d ao g``, espeak-ng ``d aa g``; "over": ``ow v er`` against
-``ow v axr``). A model trained on both learns two answers for one sound, and the study in
-``checkpoints/synth-small/README.md`` measured what that costs on a held-out festival voice.
+``ow v axr``), so a model trained on both learns two answers for one sound
+(``checkpoints/synth-small/README.md``, "One lexicon", measured that this costs little: the
+network tells the engines apart by ear).
 With ``--lexicon cmu`` the generator labels each espeak-ng word with the phones flite gives
 the same sentence (its CMU lexicon, letter-to-sound rules and post-lexical rules), spread
 over espeak-ng's span for that word in proportion to flite's own durations; the pauses
