@@ -1,14 +1,17 @@
 """The cell study (recipes/variants): matched sizes, the grid's run script, the report, the gradient flow."""
 
 import json
+import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from asr.config import ModelConfig, load_config
@@ -107,13 +110,31 @@ def test_the_report_tabulates_and_plots_fake_runs(tmp_path):
     assert report.main([str(root), "--readme", str(readme)]) == 0
     table = (root / "results.md").read_text()
     assert "SMALL grid" in table
-    assert "| peephole | 16 | 100 | 25.0 ± 7.1 | 20.0, 30.0 |  | 3.0 | 3.0 | 2 scored |" in table
-    assert "| nfg | 19 | 101 | 50.0 |  | +25.0 | 3.0 | 3.0 | 1 scored, 1 failed |" in table
-    assert "| gru | – | – | – |  |  | – | – | 0 scored, 1 pending |" in table
+    assert "| peephole | 16 | 100 | 25.0 ± 7.1 | 20.0, 30.0 |  |  | 3.0 | 3.0 | 2 scored |" in table
+    assert "| nfg | 19 | 101 | 50.0 |  | +25.0 |  | 3.0 | 3.0 | 1 scored, 1 failed |" in table  # one seed: no test
+    assert "| gru | – | – | – |  |  |  | – | – | 0 scored, 1 pending |" in table
     text = readme.read_text()
     assert "placeholder" not in text and table in text and text.endswith("after\n")
     assert "](study/results.png)" in text  # the chart, by its path from the README
     assert (root / "results.png").stat().st_size > 1000
+
+
+def welch_by_hand(a, b):
+    """Welch's t and the Welch-Satterthwaite degrees of freedom, from their textbook equations."""
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(va + vb)
+    return t, (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+
+
+def test_the_welch_p_value_follows_the_equations():
+    a, b = [0.108, 0.109, 0.111], [0.126, 0.117, 0.108]
+    t, df = welch_by_hand(a, b)
+    assert report.welch_p(a, b) == pytest.approx(2 * scipy.stats.t.sf(abs(t), df), rel=1e-9)
+    far = report.welch_p([0.90, 0.92, 0.91], b)
+    assert far < 0.001 and report.p_value(far) == "< 0.001"
+    assert report.welch_p(b, b) == pytest.approx(1.0)  # the same seeds: no evidence of a difference
+    assert report.welch_p([0.5], b) is None and report.welch_p([0.1, 0.1], [0.1, 0.1]) is None
+    assert report.p_value(0.0341) == "0.034" and report.p_value(None) == ""
 
 
 def test_the_recipes_readme_has_a_block_for_the_report():

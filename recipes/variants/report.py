@@ -20,6 +20,8 @@ import re
 import statistics
 from pathlib import Path
 
+from scipy import stats
+
 from asr.atomic import write_text
 from asr.lstm import CELLS
 from asr.plots import plt, save_figure
@@ -79,6 +81,19 @@ def summarize(runs: list[dict]) -> dict:
             "pending": sum(run["status"] == "pending" for run in runs)}
 
 
+def welch_p(errors: list[float], base: list[float]) -> float | None:
+    """Welch's two-sided t-test of a cell's errors against the baseline's, the test Greff et al.
+    (2017) used to call a variant different; None where either side has fewer than two seeds
+    or neither varies."""
+    if len(errors) < 2 or len(base) < 2 or statistics.stdev(errors) + statistics.stdev(base) == 0:
+        return None
+    return float(stats.ttest_ind(errors, base, equal_var=False).pvalue)
+
+
+def p_value(value: float | None) -> str:
+    return "" if value is None else "< 0.001" if value < 0.001 else f"{value:.2g}"
+
+
 def percent(value: float | None, std: float | None = None) -> str:
     if value is None:
         return "–"
@@ -102,16 +117,19 @@ def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str
     title, _, name = TASKS[task]
     rows = {cell: summarize(runs) for cell, runs in cells.items()}
     base = rows.get(BASELINE, {}).get("error")
-    lines = [f"**{title}**: test {name} (%), best path, mean ± std over seeds", "",
-             f"| cell | hidden | weights | test {name} % | by seed | vs {BASELINE} | epochs | minutes | runs |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    base_errors = rows.get(BASELINE, {}).get("errors", [])
+    lines = [f"**{title}**: test {name} (%), best path, mean ± std over seeds; p: Welch's t-test against "
+             f"{BASELINE}", "",
+             f"| cell | hidden | weights | test {name} % | by seed | vs {BASELINE} | p | epochs | minutes | runs |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for cell, row in rows.items():
         size = sizes.get(cell, {})
         delta = (f"{100 * (row['error'] - base):+.1f}" if base is not None and row["error"] is not None
                  and cell != BASELINE else "")
+        p = welch_p(row["errors"], base_errors) if cell != BASELINE else None
         runs = f"{row['scored']} scored" + "".join(f", {row[k]} {k}" for k in ("failed", "pending") if row[k])
         lines.append(f"| {cell} | {size.get('hidden_size', '–')} | {number(size.get('weights'), ',d')} | "
-                     f"{percent(row['error'], row['std'])} | {by_seed(row['errors'])} | {delta} | "
+                     f"{percent(row['error'], row['std'])} | {by_seed(row['errors'])} | {delta} | {p_value(p)} | "
                      f"{number(row['epochs'], '.1f')} | {minutes(row['minutes'])} | {runs} |")
     return lines
 
