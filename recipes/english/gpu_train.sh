@@ -7,7 +7,8 @@
 #     MINUTES=4.5 bash recipes/english/gpu_train.sh
 # Two runs share the GPU and the machine's cores: the bidirectional model (the default for
 # audio) and a unidirectional one (for streaming). Both use torch's fused LSTM (cuDNN,
-# model.cell=vanilla): the fastest cell on a GPU today; Greff et al. (2017) found peepholes of
+# model.cell=vanilla): no Python time loop (how it compares with the peephole Triton loop waits
+# for issue 11's GPU measurements); Greff et al. (2017) and recipes/variants found peepholes of
 # little consequence. $OUT gets each run's folder as a tarball (checkpoint split below the
 # 16 MB a returned file may have; `cat run.tar.part* | tar x` joins it). The run folders stay
 # apart from the corpus (a first try wrote both into one folder and tarred the corpus back).
