@@ -116,8 +116,8 @@ def minutes(value: float | None) -> str:
 def task_table(task: str, cells: dict[str, list[dict]], sizes: dict) -> list[str]:
     title, _, name = TASKS[task]
     rows = {cell: summarize(runs) for cell, runs in cells.items()}
-    base = rows.get(BASELINE, {}).get("error")
-    base_errors = rows.get(BASELINE, {}).get("errors", [])
+    baseline = rows.get(BASELINE, {})
+    base, base_errors = baseline.get("error"), baseline.get("errors", [])
     lines = [f"**{title}**: test {name} (%), best path, mean ± std over seeds; p: Welch's t-test against "
              f"{BASELINE}", "",
              f"| cell | hidden | weights | test {name} % | by seed | vs {BASELINE} | p | epochs | minutes | runs |",
